@@ -1,0 +1,174 @@
+"""``swast`` command line: run, list.
+
+Bad input of any kind ends with one message naming the field and the fix, exit code 2 and no traceback
+(``--debug`` shows it).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from swast import registry
+from swast.config import FLAGS, METHODS, RunConfig, build_config, dump_yaml
+from swast.errors import UsageError
+
+console = Console(stderr=True)
+out = Console()
+
+CHOICES = {"--method": list(METHODS), "--optimizer": ["sgd", "adam"], "--schedule": ["cosine", "constant"]}
+
+
+def _flag_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """One click option per entry of config.FLAGS; every flag defaults to 'not given'."""
+    for flag in reversed(FLAGS):
+        dest = flag.key.replace(".", "__")
+        if flag.type is bool:
+            off = "--no-" + flag.flag.removeprefix("--")
+            option = click.option(f"{flag.flag}/{off}", dest, default=None, help=flag.help)
+        elif flag.flag in CHOICES:
+            option = click.option(flag.flag, dest, type=click.Choice(CHOICES[flag.flag]), default=None, help=flag.help)
+        else:
+            option = click.option(flag.flag, dest, type=flag.type, default=None, help=flag.help)
+        command = option(command)
+    return command
+
+
+def handles_usage_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(command)
+    def wrapper(*args: Any, debug: bool = False, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except UsageError as exc:
+            if debug:
+                raise
+            console.print(f"[bold red]Error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+            sys.exit(2)
+
+    return click.option("--debug", is_flag=True, help="show full tracebacks")(wrapper)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="swast")
+def main() -> None:
+    """SWaST: train while removing redundant weights and redundant samples at the same time."""
+
+
+@main.command()
+@click.option("--config", "config_file", type=str, default=None, help="YAML config file (presets in configs/)")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="override any config key, e.g. --set train.epochs=30 (repeatable)")
+@click.option("--plugin", "plugins", multiple=True, metavar="MODULE", help="import a module (or .py file) whose registrations apply (repeatable)")
+@click.option("--overwrite", is_flag=True, help="replace an existing run folder of the same name")
+@_flag_options
+@handles_usage_errors
+def run(config_file: str | None, sets: tuple[str, ...], plugins: tuple[str, ...], overwrite: bool, **flags: Any) -> None:
+    """Train one run. With no options: SWaST-cut on the embedded digits data (under a minute on a CPU)."""
+    for plugin in plugins:
+        registry.load_plugin(plugin)
+    cfg = build_config(config_file, {k.replace("__", "."): v for k, v in flags.items()}, list(sets))
+    run_dir = prepare_run_dir(cfg, overwrite)
+    summary = execute(cfg, run_dir)
+    print_summary(summary)
+
+
+def prepare_run_dir(cfg: RunConfig, overwrite: bool) -> Path:
+    run_dir = Path(cfg.output_dir) / str(cfg.name)
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if not overwrite:
+            raise UsageError(f"run folder '{run_dir}' already holds a run; pass --overwrite to replace it or choose another --name")
+        shutil.rmtree(run_dir)
+    return run_dir
+
+
+def execute(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
+    """Build everything (validating names and options first), train, and write the outputs."""
+    import torch
+
+    from swast.loggers import RunLog, WandbSink
+    from swast.trainer import Trainer
+
+    trainer = Trainer(cfg, run_dir)  # validates names, options and data before anything is written
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(dump_yaml(cfg))
+    wandb = WandbSink(run_dir, str(cfg.name), cfg.logging.wandb_project, cfg.model_dump()) if cfg.logging.wandb else None
+    trainer.log = RunLog(run_dir, wandb)
+    with _progress(cfg.logging.progress) as progress:
+        task = progress.add_task(f"{cfg.method} on {cfg.data.dataset}", total=cfg.train.epochs, status="")
+
+        def on_epoch(record: dict[str, Any]) -> None:
+            status = f"{record['phase']:>7}  acc {record['test_acc']:.3f}  density {record['density']:.2f}"
+            progress.update(task, advance=1, status=status)
+
+        summary = trainer.fit(on_epoch)
+    torch.save(trainer.state_dict(), run_dir / "checkpoint.pt")
+    if trainer.log is not None:
+        trainer.log.finish(summary)
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def _progress(enabled: bool) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("epochs"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[status]}"),
+        console=console,
+        disable=not enabled,
+        transient=False,
+    )
+
+
+def print_summary(s: dict[str, Any]) -> None:
+    table = Table(title=f"swast run: {s['name']}", show_header=False, title_justify="left")
+    table.add_column("metric", style="bold")
+    table.add_column("value")
+    table.add_row("method", f"{s['method']} (selector: {s['selector'] or '-'}, pruner: {s['pruner']})")
+    table.add_row("test accuracy", f"{100 * s['test_acc']:.2f}%  (best {100 * s['best_test_acc']:.2f}%)")
+    table.add_row("density overall / FC / backbone", f"{s['density']:.3f} / {s['density_fc']:.3f} / {s['density_backbone']:.3f}")
+    share = s["coreset_size"] / s["train_size"]
+    table.add_row("coreset size", f"{s['coreset_size']} of {s['train_size']} samples ({100 * share:.1f}%)")
+    table.add_row("training FLOPs vs dense full-data", f"{s['relative_flops']:.3f}x")
+    table.add_row("wall time", f"{s['wall_seconds']:.1f} s (selection {s['selection_seconds']:.1f} s)")
+    table.add_row("outputs", f"{s['run_dir']}/ (config.yaml, metrics.jsonl, summary.json, checkpoint.pt)")
+    out.print(table)
+
+
+@main.command(name="list")
+@click.argument("kind", required=False, type=click.Choice(["selectors", "pruners", "datasets", "models", "methods"]))
+@click.option("--plugin", "plugins", multiple=True, metavar="MODULE", help="also list what this module registers (repeatable)")
+@handles_usage_errors
+def list_command(kind: str | None, plugins: tuple[str, ...]) -> None:
+    """Show what is registered: selectors, pruners, datasets, models and methods."""
+    for plugin in plugins:
+        registry.load_plugin(plugin)
+    kinds = [kind] if kind else ["methods", *registry.ALL]
+    for name in kinds:
+        table = Table(title=name, title_justify="left")
+        table.add_column("name", style="bold")
+        table.add_column("description")
+        if name == "methods":
+            for method, preset in METHODS.items():
+                table.add_row(method, preset.description)
+        else:
+            table.add_column("source")
+            for entry in registry.ALL[name].entries():
+                table.add_row(entry.name, entry.description, entry.source)
+        out.print(table)
+
+
+if __name__ == "__main__":
+    main()
