@@ -18,6 +18,7 @@ import importlib
 import logging
 import sys
 import types
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -208,6 +209,8 @@ class CordsGradMatch(Selector):
             eps=self.eps,
         )
         strategy.fc_mask = ctx.masks.get(f"{ctx.classifier}.weight")
-        with model.capturing(), numpy_seeded(ctx.rng):
+        with model.capturing(), numpy_seeded(ctx.rng), warnings.catch_warnings():
+            # CORDS builds its per-class loaders with pin_memory=True, which only warns on CPU-only hosts.
+            warnings.filterwarnings("ignore", message=".*pin_memory.*", category=UserWarning)
             ids, gammas = strategy.select(ctx.budget, model.state_dict())
         return top_weighted(ids, gammas, ctx.budget)

@@ -48,6 +48,16 @@ def _first_doc_line(obj: Any) -> str:
     return doc.splitlines()[0].strip() if doc else ""
 
 
+def _same_definition(a: Any, b: Any) -> bool:
+    """The same class re-imported (a plugin loaded twice, once by module name and once by path)."""
+    if a is b:
+        return True
+    try:
+        return bool(a.__qualname__ == b.__qualname__ and inspect.getfile(a) == inspect.getfile(b))
+    except (AttributeError, TypeError):
+        return False
+
+
 def closest(name: str, known: list[str]) -> str | None:
     matches = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
     return matches[0] if matches else None
@@ -77,7 +87,7 @@ class Registry:
             else:
                 source = f"module {module}"
         existing = self._entries.get(name)
-        if existing is not None and existing.obj is not obj:
+        if existing is not None and not _same_definition(existing.obj, obj):
             raise UsageError(
                 f"{self.kind} name '{name}' is already registered ({existing.source}); "
                 f"choose another name for {getattr(obj, '__qualname__', obj)!r}"
