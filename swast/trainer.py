@@ -29,7 +29,7 @@ from swast.errors import UsageError
 from swast.flops import FlopsModel
 from swast.loggers import RunLog
 from swast.models.classifier import find_classifier
-from swast.pruning import NoPruner, PrunePlan, Pruner, measure_density, plan_targets
+from swast.pruning import Density, NoPruner, PrunePlan, Pruner, measure_density, plan_targets
 from swast.schedule import Schedule
 from swast.selection import Coreset, SelectionContext, budget_for, to_coreset
 from swast.state_preservation import StatePreservation
@@ -233,19 +233,23 @@ class Trainer:
         return {"train_loss": means[0], "train_ce": means[1], "train_kl": means[2], "samples": seen}
 
     @torch.no_grad()
-    def evaluate(self, dataset: IndexedDataset) -> tuple[float, float]:
+    def per_sample(self, dataset: IndexedDataset) -> tuple[Tensor, Tensor]:
+        """Eval-mode loss and correctness of every sample of ``dataset`` (w.r.t. the labels it trains on)."""
         self.model.eval()
-        loss, correct = torch.zeros((), device=self.device), torch.zeros((), device=self.device)
+        losses, correct = [], []
         for x, y, _, _ in iterate_batches(dataset, torch.arange(len(dataset)), 512, shuffle=False, augment=False):
             x, y = x.to(self.device), y.to(self.device)
             logits = self.model(x)
-            loss += F.cross_entropy(logits, y, reduction="sum")
-            correct += (logits.argmax(1) == y).sum()
+            losses.append(F.cross_entropy(logits, y, reduction="none"))
+            correct.append(logits.argmax(1) == y)
         self.model.train()
-        n = max(len(dataset), 1)
-        return float(loss) / n, float(correct) / n
+        return torch.cat(losses), torch.cat(correct)
 
-    def density(self) -> Any:
+    def evaluate(self, dataset: IndexedDataset) -> tuple[float, float]:
+        losses, correct = self.per_sample(dataset)
+        return float(losses.mean()), float(correct.float().mean())
+
+    def density(self) -> Density:
         return measure_density(self.model, self.pruner.masks(), self.classifier)
 
     # --- the run ---------------------------------------------------------------------------------------
@@ -292,9 +296,14 @@ class Trainer:
             "relative_flops": self.train_flops / self.dense_reference_flops,
             "step": self.step,
         }
-        if self.cfg.data.label_noise > 0 and phase == "coreset" and self.coreset is not None:
-            noisy = self.train_set.noisy[self.coreset.indices.to(self.device)]
-            record["noisy_share"] = float(noisy.float().mean())
+        if self.cfg.data.label_noise > 0:
+            # Fig. 5c: does the model memorise the flipped labels? Loss on noisy vs clean training samples.
+            losses, _ = self.per_sample(self.train_set)
+            noisy = self.train_set.noisy
+            record["train_loss_noisy"] = float(losses[noisy].mean()) if bool(noisy.any()) else None
+            record["train_loss_clean"] = float(losses[~noisy].mean())
+            if phase == "coreset" and self.coreset is not None:
+                record["noisy_share"] = float(noisy[self.coreset.indices.to(self.device)].float().mean())
         return record
 
     def summary(self, wall_seconds: float) -> dict[str, Any]:

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from swast import registry
 from swast.config import RunConfig, build_config
 from swast.trainer import Trainer
 
@@ -24,3 +27,20 @@ def make_trainer(tmp_path: Path):
         return Trainer(cfg, tmp_path / str(cfg.name))
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def isolated_registries():
+    """Registrations made by one test (plugins, decorators) must not leak into the next; plugin modules
+    are forgotten too, so the next test's --plugin imports (and registers) them afresh."""
+    registry._load_builtins()
+    saved = {kind: dict(reg._entries) for kind, reg in registry.ALL.items()}
+    modules_before = set(sys.modules)
+    yield
+    for kind, reg in registry.ALL.items():
+        reg._entries = saved[kind]
+    tests_dir = str(Path(__file__).parent)
+    for name in set(sys.modules) - modules_before:
+        path = getattr(sys.modules[name], "__file__", None) or ""
+        if path.startswith((tests_dir, tempfile.gettempdir())):
+            del sys.modules[name]

@@ -49,3 +49,6 @@ def test_noisy_share_is_logged_with_label_noise(make_trainer):
     # A random coreset's noisy share should be near the noise rate, not 0 or 1.
     assert 0.1 < sum(shares) / len(shares) < 0.5
     assert "noisy_share" not in trainer.history[0]
+    # Fig. 5c's metric: loss on the flipped labels exceeds the loss on clean ones (no memorisation yet).
+    last = trainer.history[-1]
+    assert last["train_loss_noisy"] > last["train_loss_clean"]
