@@ -47,6 +47,7 @@ class WandbSink:
             warnings.warn(f"W&B logging disabled for this run ({type(exc).__name__}: {exc}); metrics.jsonl has everything", stacklevel=3)
         self.failed = True
         self.run = None
+        _teardown()
 
     def log(self, record: dict[str, Any], step: int) -> None:
         if self.run is None:
@@ -64,6 +65,19 @@ class WandbSink:
             self.run.finish()
         except Exception as exc:  # noqa: BLE001
             self._fail(exc)
+        finally:
+            _teardown()
+
+
+def _teardown() -> None:
+    """Stop W&B's background service now: left to its atexit hook, its teardown can crash the
+    interpreter at exit (seen with wandb 0.31 after an offline run)."""
+    try:
+        import wandb
+
+        wandb.teardown()
+    except Exception:  # noqa: BLE001
+        pass
 
 
 class RunLog:
