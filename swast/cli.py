@@ -6,11 +6,13 @@ Bad input of any kind ends with one message naming the field and the fix, exit c
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import shutil
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from swast import registry
-from swast.config import FLAGS, METHODS, RunConfig, build_config, dump_yaml
+from swast.config import FLAG_FOR_KEY, FLAGS, METHODS, RunConfig, build_config, dump_yaml
 from swast.errors import UsageError
 
 console = Console(stderr=True)
@@ -69,52 +71,124 @@ def main() -> None:
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="override any config key, e.g. --set train.epochs=30 (repeatable)")
 @click.option("--plugin", "plugins", multiple=True, metavar="MODULE", help="import a module (or .py file) whose registrations apply (repeatable)")
 @click.option("--overwrite", is_flag=True, help="replace an existing run folder of the same name")
+@click.option("--resume", "resume", type=str, default=None, metavar="RUN_DIR", help="continue a stopped run from its newest checkpoint (or a given checkpoint file)")
 @_flag_options
 @handles_usage_errors
-def run(config_file: str | None, sets: tuple[str, ...], plugins: tuple[str, ...], overwrite: bool, **flags: Any) -> None:
+def run(config_file: str | None, sets: tuple[str, ...], plugins: tuple[str, ...], overwrite: bool, resume: str | None, **flags: Any) -> None:
     """Train one run. With no options: SWaST-cut on the embedded digits data (under a minute on a CPU)."""
-    for plugin in plugins:
-        registry.load_plugin(plugin)
-    cfg = build_config(config_file, {k.replace("__", "."): v for k, v in flags.items()}, list(sets))
-    run_dir = prepare_run_dir(cfg, overwrite)
-    summary = execute(cfg, run_dir)
+    settings = {k.replace("__", "."): v for k, v in flags.items()}
+    if resume is not None:
+        given = [FLAG_FOR_KEY[k] for k, v in settings.items() if v is not None and k != "logging.progress"]
+        given += ["--config"] * bool(config_file) + ["--set"] * bool(sets) + ["--plugin"] * bool(plugins) + ["--overwrite"] * overwrite
+        if given:
+            raise UsageError(f"--resume continues a run with its own saved configuration; drop {', '.join(sorted(set(given)))}")
+        summary = execute_resume(Path(resume), progress=settings.get("logging.progress"))
+    else:
+        cfg = build_config(config_file, settings, list(sets))
+        cfg = cfg.model_copy(update={"plugins": list(dict.fromkeys([*cfg.plugins, *map(plugin_spec, plugins)]))})
+        load_plugins(cfg)
+        summary = execute(cfg, prepare_run_dir(cfg, overwrite))
     print_summary(summary)
+
+
+def plugin_spec(spec: str) -> str:
+    """A plugin given as a file is recorded with its absolute path, so the saved config works anywhere."""
+    return str(Path(spec).resolve()) if spec.endswith(".py") else spec
+
+
+def load_plugins(cfg: RunConfig) -> None:
+    for plugin in cfg.plugins:
+        registry.load_plugin(plugin)
 
 
 def prepare_run_dir(cfg: RunConfig, overwrite: bool) -> Path:
     run_dir = Path(cfg.output_dir) / str(cfg.name)
     if run_dir.exists() and any(run_dir.iterdir()):
         if not overwrite:
-            raise UsageError(f"run folder '{run_dir}' already holds a run; pass --overwrite to replace it or choose another --name")
+            raise UsageError(
+                f"run folder '{run_dir}' already holds a run; continue it with --resume {run_dir}, "
+                "replace it with --overwrite, or choose another --name"
+            )
         shutil.rmtree(run_dir)
     return run_dir
 
 
-def execute(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
-    """Build everything (validating names and options first), train, and write the outputs."""
-    import torch
-
+def execute(cfg: RunConfig, run_dir: Path, state: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Build everything (validating names, options and data first), train, and write the outputs.
+    With ``state`` (a checkpoint), continue that run instead of starting it."""
     from swast.loggers import RunLog, WandbSink
     from swast.trainer import Trainer
 
     trainer = Trainer(cfg, run_dir)  # validates names, options and data before anything is written
+    if state is not None:
+        trainer.load_state_dict(state)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(dump_yaml(cfg))
     wandb = WandbSink(run_dir, str(cfg.name), cfg.logging.wandb_project, cfg.model_dump()) if cfg.logging.wandb else None
-    trainer.log = RunLog(run_dir, wandb)
-    with _progress(cfg.logging.progress) as progress:
-        task = progress.add_task(f"{cfg.method} on {cfg.data.dataset}", total=cfg.train.epochs, status="")
+    trainer.log = RunLog(run_dir, wandb, history=trainer.history)
+    with _progress(cfg.logging.progress) as progress, stop_on_signals(trainer):
+        task = progress.add_task(f"{cfg.method} on {cfg.data.dataset}", total=cfg.train.epochs, completed=trainer.epoch, status="")
 
         def on_epoch(record: dict[str, Any]) -> None:
             status = f"{record['phase']:>7}  acc {record['test_acc']:.3f}  density {record['density']:.2f}"
             progress.update(task, advance=1, status=status)
 
         summary = trainer.fit(on_epoch)
-    torch.save(trainer.state_dict(), run_dir / "checkpoint.pt")
-    if trainer.log is not None:
-        trainer.log.finish(summary)
+    trainer.log.finish(summary)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def execute_resume(path: Path, progress: bool | None = None) -> dict[str, Any]:
+    from swast import checkpoint
+    from swast.config import validate
+
+    state = checkpoint.load(path)
+    cfg = validate(state["config"])
+    if progress is not None:
+        cfg = cfg.model_copy(update={"logging": cfg.logging.model_copy(update={"progress": progress})})
+    load_plugins(cfg)
+    run_dir = path if path.is_dir() else path.parent
+    console.print(f"Resuming '{cfg.name}' after epoch {state['epoch']}" + (" (mid-epoch)" if state["progress"] else ""))
+    return execute(cfg, run_dir, state)
+
+
+@contextlib.contextmanager
+def stop_on_signals(trainer: Any) -> Iterator[None]:
+    """Ctrl-C or SIGTERM: finish the current batch, save a checkpoint, exit with a resume hint.
+    A second Ctrl-C quits at once (the last checkpoint stays)."""
+    from swast.trainer import Interrupted, NonFiniteLoss
+
+    def request_stop(signum: int, _frame: Any) -> None:
+        if trainer.stop_requested:
+            signal.signal(signum, signal.SIG_DFL)
+            raise KeyboardInterrupt
+        trainer.stop_requested = signal.Signals(signum).name
+        console.print("[yellow]Stopping after the current batch to save a checkpoint; press Ctrl-C again to quit at once.[/]", soft_wrap=True)
+
+    handlers = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    except Interrupted as stop:
+        console.print(
+            f"[yellow]Stopped by {stop.signal_name} in epoch {stop.epoch} after batch {stop.batch}.[/] "
+            f"Checkpoint: {stop.path}\nResume with: swast run --resume {trainer.run_dir}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(128 + int(getattr(signal, stop.signal_name)))
+    except NonFiniteLoss as bad:
+        last = f"the last good checkpoint is epoch {trainer.checkpoint_epoch} ({trainer.run_dir / 'checkpoint.pt'})" if trainer.checkpoint_epoch else "no checkpoint was written yet"
+        console.print(
+            f"[bold red]Error:[/] {bad}; the run stopped rather than train on NaNs; {last}. "
+            "Lower --lr (then --resume or start again) or set train.nonfinite=skip to skip such batches.",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(1)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
 
 
 def _progress(enabled: bool) -> Progress:
@@ -145,6 +219,8 @@ def print_summary(s: dict[str, Any]) -> None:
     table.add_row("wall time", f"{s['wall_seconds']:.1f} s (selection {s['selection_seconds']:.1f} s)")
     table.add_row("outputs", f"{s['run_dir']}/ (config.yaml, metrics.jsonl, summary.json, checkpoint.pt)")
     out.print(table)
+    for warning in s["warnings"]:
+        console.print(f"[yellow]Note:[/] {warning}", highlight=False, soft_wrap=True)
 
 
 @main.command(name="list")

@@ -70,6 +70,7 @@ class TrainConfig(_Section):
     nesterov: bool = True
     weight_decay: float = Field(5e-4, ge=0.0)
     schedule: Literal["cosine", "constant"] = "cosine"
+    nonfinite: Literal["stop", "skip"] = "stop"
 
 
 class CoresetConfig(_Section):
@@ -101,6 +102,11 @@ class StatePreservationConfig(_Section):
     scope: Literal["all", "correct"] = "all"
 
 
+class CheckpointConfig(_Section):
+    interval: int = Field(1, ge=0)
+    keep: int = Field(1, ge=1)
+
+
 class LoggingConfig(_Section):
     wandb: bool = False
     wandb_project: str = "swast"
@@ -113,12 +119,14 @@ class RunConfig(_Section):
     method: MethodName = "swast-cut"
     seed: int = 0
     device: str = "auto"
+    plugins: list[str] = Field(default_factory=list)
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     coreset: CoresetConfig = Field(default_factory=CoresetConfig)
     pruner: PrunerConfig = Field(default_factory=PrunerConfig)
     state_preservation: StatePreservationConfig = Field(default_factory=StatePreservationConfig)
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
     @model_validator(mode="after")

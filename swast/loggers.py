@@ -6,6 +6,7 @@ W&B failure is reported once and the run goes on with its local log.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import warnings
@@ -34,6 +35,9 @@ class WandbSink:
             self.run = wandb.init(
                 project=os.environ.get("WANDB_PROJECT", project),
                 name=name,
+                # One W&B run per run folder, so a resumed run continues the same W&B run.
+                id=hashlib.sha1(str(run_dir.resolve()).encode()).hexdigest()[:16],
+                resume="allow",
                 dir=str(run_dir),
                 config=config,
                 mode=os.environ.get("WANDB_MODE", "offline"),
@@ -81,9 +85,12 @@ def _teardown() -> None:
 
 
 class RunLog:
-    def __init__(self, run_dir: Path, wandb: WandbSink | None = None) -> None:
+    def __init__(self, run_dir: Path, wandb: WandbSink | None = None, history: list[dict[str, Any]] | None = None) -> None:
+        """``history``: epochs already done (a resumed run); the file is rewritten to exactly those, so
+        an epoch logged after the last checkpoint and then repeated is not logged twice."""
         self.path = run_dir / "metrics.jsonl"
         self.wandb = wandb
+        self.path.write_text("".join(json.dumps(record) + "\n" for record in history or []))
 
     def log(self, record: dict[str, Any]) -> None:
         with self.path.open("a") as f:

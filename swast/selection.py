@@ -97,4 +97,5 @@ def to_coreset(name: str, result: object, ctx: SelectionContext) -> Coreset:
 
 
 def budget_for(fraction: float, n: int) -> int:
-    return max(1, min(n, round(fraction * n)))
+    """round(fraction * n), but at least 2 (a training batch of one breaks BatchNorm) and at most n."""
+    return min(n, max(2, round(fraction * n)))

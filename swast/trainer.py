@@ -7,6 +7,7 @@ Everything swappable comes from the registries; this module owns only the altern
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import random
 import time
@@ -20,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from swast import registry
+from swast import checkpoint, registry
 from swast.config import RunConfig
 from swast.data.indexed import DataSplits, IndexedDataset
 from swast.data.loading import count_batches, iterate_batches
@@ -128,7 +129,12 @@ class Trainer:
 
         c = cfg.coreset
         self.schedule = Schedule(t.epochs, int(c.warmup or 0), c.interval, bool(c.enabled), c.warmup_mode, c.kappa)
+        self.warnings: list[str] = []
         self.budget = budget_for(c.fraction, n)
+        if c.enabled and self.budget != round(c.fraction * n):
+            self.warn(f"coreset.fraction {c.fraction} of {n} samples gives {round(c.fraction * n)}; using {self.budget} (BatchNorm needs at least 2 samples)")
+        if c.enabled and self.budget < t.batch_size:
+            self.warn(f"the coreset ({self.budget} samples) is smaller than one batch ({t.batch_size}): each coreset epoch is one step")
         self.total_steps = self.schedule.total_steps(count_batches(n, t.batch_size), count_batches(self.budget, t.batch_size))
         p = cfg.pruner
         targets = (
@@ -145,13 +151,16 @@ class Trainer:
         self.dense_reference_flops = 3.0 * self.flops.dense * n * t.epochs
 
         self.coreset: Coreset | None = None
-        self.batch_generator = torch.Generator().manual_seed(cfg.seed)
         self.selection_rng = np.random.default_rng(cfg.seed)
-        self.epoch = 0
+        self.epoch = 0  # epochs completed
         self.step = 0
         self.train_flops = 0.0
         self.selection_seconds = 0.0
+        self.wall_seconds = 0.0
         self.history: list[dict[str, Any]] = []
+        self.progress: EpochProgress | None = None  # the epoch under way, when interrupted inside it
+        self.stop_requested: str | None = None  # set by a signal handler; honoured at the next safe point
+        self.checkpoint_epoch: int | None = None  # epoch of the newest checkpoint on disk
 
     # --- one selection round -------------------------------------------------------------------------
     def select(self, epoch: int) -> float:
@@ -189,6 +198,18 @@ class Trainer:
         self.selection_seconds += seconds
         return seconds
 
+    def warn(self, message: str) -> None:
+        """Something handled deliberately that the user should know about: kept in the summary."""
+        if message not in self.warnings:
+            self.warnings.append(message)
+
+    def missing_classes(self) -> list[int]:
+        """Classes with no sample in the current coreset: allowed (the selector's choice), but reported."""
+        assert self.coreset is not None
+        labels = self.train_set.labels[self.coreset.indices.to(self.device)]
+        present = torch.bincount(labels, minlength=self.data.num_classes) > 0
+        return torch.nonzero(~present).flatten().tolist()
+
     # --- one epoch of training -----------------------------------------------------------------------
     def loss(self, logits: Tensor, y: Tensor, ids: Tensor, weights: Tensor | None, use_sp: bool) -> tuple[Tensor, Tensor, Tensor]:
         """Total loss, CE part, KL part. CE is weighted by the selector's per-sample weights (normalised
@@ -200,25 +221,44 @@ class Trainer:
             return ce + self.sp.weight * kl, ce, kl
         return ce, ce, torch.zeros((), device=logits.device)
 
-    def train_one_epoch(self, phase: str) -> dict[str, float]:
+    def epoch_order(self, epoch: int) -> torch.Generator:
+        """The batch order of an epoch is a function of (seed, epoch), so a resumed epoch replays it."""
+        return torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch)
+
+    def train_batches(self, progress: EpochProgress) -> None:
+        """Train the epoch's remaining batches, stopping cleanly between batches when asked to."""
         self.model.train()
-        if phase == "coreset":
+        if progress.phase == "coreset":
             assert self.coreset is not None
             ids, weights = self.coreset.indices, self.coreset.weights
         else:
             ids, weights = torch.arange(len(self.train_set)), None
-        sums = torch.zeros(3, device=self.device)
-        seen = 0
         sparse_forward = self.flops.forward(self.density().per_layer)
-        for x, y, idx, w in iterate_batches(
+        batches = iterate_batches(
             self.train_set, ids, self.cfg.train.batch_size, shuffle=True, augment=True, weights=weights,
-            generator=self.batch_generator, num_workers=self.cfg.data.num_workers,
-        ):
+            generator=self.epoch_order(progress.epoch), num_workers=self.cfg.data.num_workers,
+            start_batch=progress.batch,
+        )
+        sums = torch.tensor(progress.sums, device=self.device)
+        skipping = self.cfg.train.nonfinite == "skip"
+        for x, y, idx, w in batches:
             x, y, idx = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True), idx.to(self.device)
             w = w.to(self.device) if w is not None else None
+            # A skipped batch must leave no trace: its forward pass would still poison BatchNorm's running
+            # statistics, so keep a copy of the buffers to put back (only when skipping is enabled).
+            buffers = [b.clone() for b in self.model.buffers()] if skipping else []
             logits = self.model(x)
-            total, ce, kl = self.loss(logits, y, idx, w, use_sp=phase == "coreset")
+            total, ce, kl = self.loss(logits, y, idx, w, use_sp=progress.phase == "coreset")
             self.optimizer.zero_grad(set_to_none=True)
+            progress.batch += 1
+            if not bool(torch.isfinite(total)):
+                if not skipping:
+                    raise NonFiniteLoss(progress.epoch, progress.batch, float(ce.detach()), float(kl.detach()))
+                with torch.no_grad():
+                    for buffer, saved in zip(self.model.buffers(), buffers):
+                        buffer.copy_(saved)
+                progress.skipped += 1
+                continue
             total.backward()
             if self.pruner.step():
                 self.optimizer.step()
@@ -228,9 +268,17 @@ class Trainer:
             if self.pruner.needs_dense_gradient():
                 self.train_flops += batch * (self.flops.dense - sparse_forward)
             sums += torch.stack([total.detach(), ce.detach(), kl.detach()]) * batch
-            seen += batch
-        means = (sums / max(seen, 1)).tolist()
-        return {"train_loss": means[0], "train_ce": means[1], "train_kl": means[2], "samples": seen}
+            progress.seen += batch
+            if self.stop_requested:
+                progress.sums = sums.tolist()
+                self.interrupt()
+        progress.sums = sums.tolist()
+
+    def train_one_epoch(self, phase: str) -> dict[str, float]:
+        """One whole epoch on the full data or the current coreset (used by benchmarks and tests)."""
+        progress = EpochProgress(epoch=self.epoch + 1, phase=phase)
+        self.train_batches(progress)
+        return progress.means()
 
     @torch.no_grad()
     def per_sample(self, dataset: IndexedDataset) -> tuple[Tensor, Tensor]:
@@ -254,32 +302,59 @@ class Trainer:
 
     # --- the run ---------------------------------------------------------------------------------------
     def fit(self, on_epoch: EpochCallback | None = None) -> dict[str, Any]:
-        start = time.perf_counter()
-        for epoch in range(self.epoch + 1, self.cfg.train.epochs + 1):
-            epoch_start = time.perf_counter()
-            self.epoch = epoch
-            phase = self.schedule.phase(epoch)
-            selection_seconds = self.select(epoch) if self.schedule.selects(epoch) else 0.0
-            lr = self.optimizer.param_groups[0]["lr"]
-            stats = self.train_one_epoch(phase) if phase != "skip" else {"train_loss": None, "train_ce": None, "train_kl": None, "samples": 0}
+        """Run the remaining epochs (all of them, or those left when resumed from a checkpoint)."""
+        while self.epoch < self.cfg.train.epochs:
+            started = time.perf_counter()
+            if self.progress is None:
+                self.progress = self.begin_epoch(self.epoch + 1)
+            progress = self.progress
+            if progress.phase != "skip":
+                self.train_batches(progress)
             self.lr_schedule.step()
-            record = self.epoch_record(epoch, phase, lr, stats, selection_seconds, time.perf_counter() - epoch_start)
+            progress.seconds += time.perf_counter() - started
+            record = self.epoch_record(progress)
             self.history.append(record)
+            self.epoch, self.progress = progress.epoch, None
+            self.wall_seconds += progress.seconds
             if self.log is not None:
                 self.log.log(record)
+            interval = self.cfg.checkpoint.interval
+            if interval and (self.epoch % interval == 0 or self.epoch == self.cfg.train.epochs):
+                self.save_checkpoint()
             if on_epoch is not None:
                 on_epoch(record)
-        return self.summary(time.perf_counter() - start)
+        return self.summary()
 
-    def epoch_record(self, epoch: int, phase: str, lr: float, stats: dict[str, Any], selection_seconds: float, seconds: float) -> dict[str, Any]:
+    def begin_epoch(self, epoch: int) -> EpochProgress:
+        progress = EpochProgress(epoch=epoch, phase=self.schedule.phase(epoch), lr=self.optimizer.param_groups[0]["lr"])
+        if self.schedule.selects(epoch):
+            started = time.perf_counter()
+            progress.selection_seconds = self.select(epoch)
+            progress.missing_classes = self.missing_classes()
+            if progress.missing_classes:
+                self.warn(f"some coresets miss whole classes (epoch {epoch}: classes {progress.missing_classes}); see coreset_missing_classes in metrics.jsonl")
+            progress.seconds += time.perf_counter() - started
+            if self.stop_requested:
+                self.progress = progress
+                self.interrupt()
+        return progress
+
+    def interrupt(self) -> None:
+        """Save where we are (mid-epoch if need be) and stop; ``--resume`` continues from exactly here."""
+        path = self.save_checkpoint()
+        assert self.progress is not None
+        raise Interrupted(str(self.stop_requested), self.progress.epoch, self.progress.batch, path)
+
+    def epoch_record(self, progress: EpochProgress) -> dict[str, Any]:
         test_loss, test_acc = self.evaluate(self.test_set)
         val_loss, val_acc = self.evaluate(self.val_set) if self.val_set is not None else (None, None)
         density = self.density()
+        in_coreset = progress.phase == "coreset" and self.coreset is not None
         record: dict[str, Any] = {
-            "epoch": epoch,
-            "phase": phase,
-            "lr": lr,
-            **{k: stats[k] for k in ("train_loss", "train_ce", "train_kl")},
+            "epoch": progress.epoch,
+            "phase": progress.phase,
+            "lr": progress.lr,
+            **progress.means(),
             "test_acc": test_acc,
             "test_loss": test_loss,
             "val_acc": val_acc,
@@ -288,25 +363,29 @@ class Trainer:
             "density_fc": density.fc,
             "density_backbone": density.backbone,
             "density_layers": density.per_layer,
-            "coreset_size": len(self.coreset) if phase == "coreset" and self.coreset is not None else stats["samples"],
-            "samples_trained": stats["samples"],
-            "selection_seconds": selection_seconds,
-            "epoch_seconds": seconds,
+            "coreset_size": len(self.coreset) if in_coreset and self.coreset is not None else progress.seen,
+            "samples_trained": progress.seen,
+            "selection_seconds": progress.selection_seconds,
+            "epoch_seconds": progress.seconds,
             "train_flops": self.train_flops,
             "relative_flops": self.train_flops / self.dense_reference_flops,
             "step": self.step,
         }
+        if progress.skipped:
+            record["skipped_batches"] = progress.skipped
+        if progress.missing_classes:
+            record["coreset_missing_classes"] = progress.missing_classes
         if self.cfg.data.label_noise > 0:
             # Fig. 5c: does the model memorise the flipped labels? Loss on noisy vs clean training samples.
             losses, _ = self.per_sample(self.train_set)
             noisy = self.train_set.noisy
             record["train_loss_noisy"] = float(losses[noisy].mean()) if bool(noisy.any()) else None
             record["train_loss_clean"] = float(losses[~noisy].mean())
-            if phase == "coreset" and self.coreset is not None:
+            if in_coreset and self.coreset is not None:
                 record["noisy_share"] = float(noisy[self.coreset.indices.to(self.device)].float().mean())
         return record
 
-    def summary(self, wall_seconds: float) -> dict[str, Any]:
+    def summary(self) -> dict[str, Any]:
         last = self.history[-1]
         return {
             "name": self.cfg.name,
@@ -322,22 +401,26 @@ class Trainer:
             "coreset_size": self.budget if self.cfg.coreset.enabled else len(self.train_set),
             "train_size": len(self.train_set),
             "relative_flops": last["relative_flops"],
-            "wall_seconds": wall_seconds,
+            "wall_seconds": self.wall_seconds,
             "selection_seconds": self.selection_seconds,
             "total_steps": self.step,
+            "skipped_batches": sum(r.get("skipped_batches", 0) for r in self.history),
             "pruner_settings": self.pruner.settings(),
             "target_sparsity": self.targets,
             "noisy_train_samples": int(self.train_set.noisy.sum()),
+            "warnings": self.warnings,
             "device": str(self.device),
             "versions": versions(),
             "run_dir": str(self.run_dir),
         }
 
+    # --- checkpoints -----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """The whole run in one checkpoint dict (torchvision-reference style)."""
+        """The whole run in one dict: enough to continue exactly where it stopped."""
         return {
             "config": self.cfg.model_dump(),
             "epoch": self.epoch,
+            "progress": None if self.progress is None else dataclasses.asdict(self.progress),
             "step": self.step,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -345,6 +428,75 @@ class Trainer:
             "pruner": self.pruner.state_dict(),
             "coreset": None if self.coreset is None else {"indices": self.coreset.indices, "weights": self.coreset.weights},
             "state_preservation": self.sp.state_dict() if self.sp is not None else None,
+            "selection_rng": self.selection_rng.bit_generator.state,
+            "rng": checkpoint.capture_rng(),
             "train_flops": self.train_flops,
+            "selection_seconds": self.selection_seconds,
+            "wall_seconds": self.wall_seconds,
+            "history": self.history,
+            "warnings": self.warnings,
             "noisy_ids": torch.nonzero(self.train_set.noisy).flatten().cpu(),
+            "versions": versions(),
         }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        noisy = torch.nonzero(self.train_set.noisy).flatten().cpu()
+        if not torch.equal(noisy, state["noisy_ids"]):
+            raise UsageError("--resume: the checkpoint's noisy-label ids differ from those this configuration produces (data or library changed)")
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise UsageError(f"--resume: the checkpoint does not match the model and optimizer its configuration builds: {exc}") from exc
+        self.lr_schedule.load_state_dict(state["lr_schedule"])
+        self.pruner.load_state_dict(state["pruner"])
+        coreset = state["coreset"]
+        self.coreset = None if coreset is None else Coreset(coreset["indices"], coreset["weights"])
+        if self.sp is not None and state["state_preservation"] is not None:
+            self.sp.load_state_dict(state["state_preservation"])
+        self.selection_rng.bit_generator.state = state["selection_rng"]
+        self.epoch, self.step = state["epoch"], state["step"]
+        self.progress = None if state["progress"] is None else EpochProgress(**state["progress"])
+        self.train_flops, self.selection_seconds = state["train_flops"], state["selection_seconds"]
+        self.wall_seconds, self.history, self.warnings = state["wall_seconds"], state["history"], state["warnings"]
+        self.checkpoint_epoch = state["epoch"]
+        checkpoint.restore_rng(state["rng"])
+
+    def save_checkpoint(self) -> Path:
+        path = checkpoint.save(self.run_dir, self.state_dict(), self.cfg.checkpoint.keep, self.checkpoint_epoch)
+        self.checkpoint_epoch = self.epoch
+        return path
+
+
+@dataclasses.dataclass
+class EpochProgress:
+    """An epoch under way: what a mid-epoch checkpoint must remember to finish it identically."""
+
+    epoch: int
+    phase: str
+    lr: float = 0.0
+    batch: int = 0
+    seen: int = 0
+    skipped: int = 0
+    sums: list[float] = dataclasses.field(default_factory=lambda: [0.0, 0.0, 0.0])
+    selection_seconds: float = 0.0
+    seconds: float = 0.0
+    missing_classes: list[int] = dataclasses.field(default_factory=list)
+
+    def means(self) -> dict[str, float | None]:
+        if self.seen == 0:
+            return {"train_loss": None, "train_ce": None, "train_kl": None}
+        loss, ce, kl = (v / self.seen for v in self.sums)
+        return {"train_loss": loss, "train_ce": ce, "train_kl": kl}
+
+
+class Interrupted(Exception):
+    def __init__(self, signal_name: str, epoch: int, batch: int, path: Path) -> None:
+        super().__init__(f"{signal_name} at epoch {epoch}, after batch {batch}")
+        self.signal_name, self.epoch, self.batch, self.path = signal_name, epoch, batch, path
+
+
+class NonFiniteLoss(Exception):
+    def __init__(self, epoch: int, batch: int, ce: float, kl: float) -> None:
+        super().__init__(f"non-finite loss at epoch {epoch}, batch {batch} (CE {ce}, KL {kl})")
+        self.epoch, self.batch = epoch, batch

@@ -113,6 +113,8 @@ def test_written_config_reproduces_the_run(tmp_path):
         (["--set", "noequals"], "expected dotted.key=value"),
         (["--plugin", "no_such_module_xyz"], "cannot import module 'no_such_module_xyz'"),
         (["--config", "missing.yaml"], "does not exist"),
+        (["--set", "train.epochs=abc"], "train.epochs (--epochs): Input should be a valid integer"),
+        (["--set", "coreset.options.switch_at=3", "--selector", "el2n"], "selector 'el2n' rejected its options"),
         (["--device", "tpu"], "device must be auto, cpu, cuda"),
     ],
 )
@@ -122,6 +124,13 @@ def test_bad_input_gives_one_clear_message_and_exit_code_2(tmp_path, args, expec
     assert expected in result.output
     assert "Traceback" not in result.output
     assert not any(tmp_path.iterdir()), "nothing is written for a run that never started"
+
+
+def test_a_config_file_that_is_not_yaml_is_reported(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [unclosed\n")
+    result = invoke("run", "--config", str(bad), "--output-dir", str(tmp_path / "out"))
+    assert result.exit_code == 2 and "not valid YAML" in result.output and "Traceback" not in result.output
 
 
 def test_existing_run_folder_is_not_mixed(tmp_path):

@@ -46,7 +46,7 @@ def test_default_warmup_follows_gradmatch():
 
 
 def test_budget_is_a_rounded_share_of_the_training_set():
-    assert budget_for(0.1, 1293) == 129 and budget_for(0.0001, 50) == 1 and budget_for(1.0, 50) == 50
+    assert budget_for(0.1, 1293) == 129 and budget_for(0.0001, 50) == 2 and budget_for(1.0, 50) == 50
 
 
 def test_digits_splits_are_fixed_disjoint_and_stratified():

@@ -48,12 +48,14 @@ def iterate_batches(
     weights: Tensor | None = None,
     generator: torch.Generator | None = None,
     num_workers: int = 0,
+    start_batch: int = 0,
 ) -> Iterator[Batch]:
-    """Yield ``(x, y, ids, weights)`` batches covering ``ids`` once (shuffled when asked)."""
+    """Yield ``(x, y, ids, weights)`` batches covering ``ids`` once (shuffled when asked), from batch
+    ``start_batch`` on (a resumed epoch replays the same order and skips what it already trained)."""
     order = torch.randperm(len(ids), generator=generator) if shuffle else torch.arange(len(ids))
     ids = ids.cpu()[order]
     w = weights.cpu()[order] if weights is not None else None
-    slices = batch_slices(len(ids), batch_size)
+    slices = batch_slices(len(ids), batch_size)[start_batch:]
     if dataset.in_memory:
         for s in slices:
             x, y = dataset.fetch(ids[s], augment=augment)
