@@ -1,4 +1,4 @@
-"""``swast`` command line: run, list.
+"""``swast`` command line: run, export, list.
 
 Bad input of any kind ends with one message naming the field and the fix, exit code 2 and no traceback
 (``--debug`` shows it).
@@ -145,6 +145,19 @@ def print_summary(s: dict[str, Any]) -> None:
     table.add_row("wall time", f"{s['wall_seconds']:.1f} s (selection {s['selection_seconds']:.1f} s)")
     table.add_row("outputs", f"{s['run_dir']}/ (config.yaml, metrics.jsonl, summary.json, checkpoint.pt)")
     out.print(table)
+
+
+@main.command(name="export")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--output", type=click.Path(path_type=Path), default=None, help="where to write the model (default RUN_DIR/export/model.pt)")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="batch of the CPU latency measurement")
+@click.option("--repeats", type=click.IntRange(min=1), default=20, show_default=True, help="timed forward passes (the median is shown)")
+@handles_usage_errors
+def export_command(run_dir: Path, output: Path | None, batch_size: int, repeats: int) -> None:
+    """Write a finished run's model in its smallest real form; print parameters, MACs and CPU latency before/after."""
+    from swast.export import export_run, report_table
+
+    out.print(report_table(export_run(run_dir, output, batch_size, repeats)))
 
 
 @main.command(name="list")
