@@ -229,3 +229,18 @@ def test_density_is_relative_to_the_original_size():
     d = measure_density(model, {}, "1", original)
     assert d.per_layer["0.weight"] == 0.5 and d.fc == 1.0
     assert d.overall == pytest.approx(24 / 40)
+
+
+def test_every_builtin_pruner_and_option_is_documented():
+    import inspect
+    from pathlib import Path
+
+    from swast import registry
+
+    docs = (Path(__file__).parents[1] / "docs" / "PRUNERS.md").read_text()
+    builtins = [e for e in registry.pruners.entries() if e.source == "built-in"]
+    assert {e.name for e in builtins} >= {"rigl", "magnitude", "static", "structured", "none"}
+    for entry in builtins:
+        assert f"`{entry.name}`" in docs, entry.name
+        for option in inspect.signature(entry.obj).parameters:
+            assert f"`{option}`" in docs, f"{entry.name}.{option}"
