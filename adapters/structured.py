@@ -125,7 +125,7 @@ class StructuredPruner(Pruner):
             self.target_density = 1.0 - plan.rate
             self.channel_ratio, self.planned_density = channel_ratio_for_density(graph, model, ignored, self.target_density)
             steps = [self.schedule.start, *self.events]
-            self.pruner = tp.pruner.BasePruner(
+            self.torch_pruner = tp.pruner.BasePruner(
                 model,
                 example,
                 importance=_importance(self.importance),
@@ -152,7 +152,7 @@ class StructuredPruner(Pruner):
         before = dict(self.model.named_parameters())
         grads = {name: p.grad for name, p in before.items()}
         trackable = [n for n, p in before.items() if p.numel() <= 2 / torch.finfo(p.dtype).eps]  # exact integers
-        groups = self.pruner.step(interactive=True)  # computes every group's importance on the first draw
+        groups = self.torch_pruner.step(interactive=True)  # computes every group's importance on the first draw
         for i, group in enumerate(groups):
             if i == 0:
                 for name in trackable:
@@ -166,9 +166,9 @@ class StructuredPruner(Pruner):
             positions: Tensor | None = None
             if name in trackable:
                 if name in replaced:
-                    positions = p.grad.flatten().long()
+                    positions = p.grad.flatten().long() if p.grad is not None else None
                     grad = grads[name]
-                    p.grad = grad.flatten()[positions].view_as(p) if grad is not None else None
+                    p.grad = grad.flatten()[positions].view_as(p) if grad is not None and positions is not None else None
                 else:
                     p.grad = grads[name]
             if name in replaced:
@@ -185,28 +185,28 @@ class StructuredPruner(Pruner):
             "end_step": self.schedule.end,
             "frequency": self.schedule.frequency,
             "events": len(self.events),
-            "events_done": self.pruner.current_step,
+            "events_done": self.torch_pruner.current_step,
         }
 
     def state_dict(self) -> dict[str, Any]:
         return {
             "steps_taken": self.steps_taken,
-            "events_done": self.pruner.current_step,
-            "history": [list(entry) for entry in self.pruner.pruning_history()],
+            "events_done": self.torch_pruner.current_step,
+            "history": [list(entry) for entry in self.torch_pruner.pruning_history()],
             # Torch-Pruning records each layer's channel count at its first pruning and prunes later
             # events relative to it; a replayed model must not take its shrunk width as the start.
-            "initial_channels": dict(self.pruner._scope_initial_channels),
+            "initial_channels": dict(self.torch_pruner._scope_initial_channels),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Replays the recorded channel removals on this (freshly built, unpruned) model, so that the
         checkpoint's model and optimizer state fit it; load this before the model and the optimizer."""
-        if self.pruner.current_step:
+        if self.torch_pruner.current_step:
             raise RuntimeError("StructuredPruner.load_state_dict needs a freshly attached pruner (nothing pruned yet)")
         before = dict(self.model.named_parameters())
-        self.pruner.load_pruning_history([list(entry) for entry in state["history"]])
-        self.pruner.current_step = int(state["events_done"])
-        self.pruner._scope_initial_channels.update(state["initial_channels"])
+        self.torch_pruner.load_pruning_history([list(entry) for entry in state["history"]])
+        self.torch_pruner.current_step = int(state["events_done"])
+        self.torch_pruner._scope_initial_channels.update(state["initial_channels"])
         self.steps_taken = int(state["steps_taken"])
         after = dict(self.model.named_parameters())
         self.structure_changed(

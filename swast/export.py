@@ -38,6 +38,7 @@ from swast.data.loading import iterate_batches
 from swast.errors import UsageError
 from swast.flops import FlopsModel
 from swast.pruning import count_parameters
+from swast.trainer import Trainer
 
 FORMAT = "swast-export-1"
 
@@ -68,10 +69,8 @@ def build_model(cfg: RunConfig, num_classes: int, input_shape: tuple[int, ...]) 
     return registry.models.get(cfg.model.name, field="model.name")(num_classes, input_shape, **cfg.model.options)
 
 
-def restore(run_dir: Path) -> tuple[Any, dict[str, Any]]:
+def restore(run_dir: Path) -> tuple[Trainer, dict[str, Any]]:
     """A trainer on the CPU holding the run's final model and pruner state."""
-    from swast.trainer import Trainer
-
     path = run_dir / "checkpoint.pt"
     if not path.is_file():
         raise UsageError(f"RUN_DIR: '{path}' does not exist; `swast run` writes it when a run finishes")

@@ -152,7 +152,7 @@ class Trainer:
         self.flops = FlopsModel(self.model, self.data.input_shape, self.device)
         self.dense_reference_flops = 3.0 * self.flops.dense * n * t.epochs
         self._forward_flops: float | None = None
-        self.pruner.on_structure_change(self.on_structure_change)
+        self.pruner.on_structure_change(self.follow_structure_change)
 
         self.coreset: Coreset | None = None
         self.batch_generator = torch.Generator().manual_seed(cfg.seed)
@@ -271,7 +271,7 @@ class Trainer:
             self._forward_flops = self.flops.forward(densities)
         return self._forward_flops
 
-    def on_structure_change(self, change: StructureChange) -> None:
+    def follow_structure_change(self, change: StructureChange) -> None:
         """The one place that follows a pruner's change of the model: the optimizer is pointed at replaced
         parameters (keeping LR and surviving momentum), FLOPs are measured on the new shapes."""
         if change.replaced:

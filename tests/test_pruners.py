@@ -154,7 +154,7 @@ def test_structured_pruning_carries_momentum_and_lr_of_surviving_channels(make_t
     conv, (old_conv, old_momentum) = trainer.model.get_parameter("3.weight"), old["3.weight"]
     assert conv is not old_conv and conv.shape[0] < old_conv.shape[0] and conv.shape[1] < old_conv.shape[1]
     # Torch-Pruning's own record of the removed channels: conv 3's outputs, and conv 0's outputs (its inputs).
-    removed = {name: set(idxs) for name, is_out, idxs in trainer.pruner.pruner.pruning_history() if is_out}
+    removed = {name: set(idxs) for name, is_out, idxs in trainer.pruner.torch_pruner.pruning_history() if is_out}
     rows = [i for i in range(old_conv.shape[0]) if i not in removed["3"]]
     cols = [i for i in range(old_conv.shape[1]) if i not in removed["0"]]
     assert torch.equal(conv, old_conv[rows][:, cols])
@@ -164,6 +164,54 @@ def test_structured_pruning_carries_momentum_and_lr_of_surviving_channels(make_t
     assert trainer.optimizer.param_groups[0]["lr"] == trainer.cfg.train.lr
     trainer.optimizer.step()  # and training goes on with the smaller model
     assert trainer.model(x).shape == (32, 10)
+
+
+def structured_on(model: torch.nn.Module, shape: tuple[int, ...], rate: float, **options):
+    from swast import registry
+    from swast.pruning import PrunePlan
+
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    pruner = registry.pruners.create("structured", {"end_step": 1, **options}, field="pruner.name", options_field="pruner.options")
+    pruner.attach(model, optimizer, PrunePlan({}, 1, rate, "backbone", {}, shape))
+    return pruner
+
+
+def test_structured_pruning_handles_resnet101_and_replays_on_a_fresh_model():
+    from swast.flops import FlopsModel
+    from swast.models.zoo import resnet101
+
+    shape = (3, 32, 32)
+    torch.manual_seed(0)
+    model = resnet101(10, shape)
+    dense_params, dense_flops = sum(p.numel() for p in model.parameters()), FlopsModel(model, shape, torch.device("cpu")).dense
+    pruner = structured_on(model, shape, 0.5)
+    pruner.step()
+    assert sum(p.numel() for p in model.parameters()) < 0.55 * dense_params
+    assert FlopsModel(model, shape, torch.device("cpu")).dense < 0.6 * dense_flops
+    assert model(torch.zeros(2, *shape)).shape == (2, 10)
+    fresh = resnet101(10, shape)
+    structured_on(fresh, shape, 0.5).load_state_dict(pruner.state_dict())
+    assert {n: p.shape for n, p in fresh.named_parameters()} == {n: p.shape for n, p in model.named_parameters()}
+    fresh.load_state_dict(model.state_dict())
+
+
+@pytest.mark.parametrize("importance", ["taylor", "random"])
+def test_structured_importance_choices_prune_to_the_same_width(importance):
+    from swast.models.zoo import small_cnn
+
+    shape = (1, 8, 8)
+    widths, first_conv = [], []
+    for choice in ("magnitude", importance):
+        torch.manual_seed(0)
+        model = small_cnn(10, shape)
+        pruner = structured_on(model, shape, 0.6, importance=choice)
+        torch.nn.functional.cross_entropy(model(torch.randn(16, *shape)), torch.randint(0, 10, (16,))).backward()
+        pruner.step()
+        widths.append([p.shape for p in model.parameters()])
+        first_conv.append(model[0].weight.detach())
+    assert widths[0] == widths[1]
+    assert widths[0][0][0] < 32  # the first conv lost channels
+    assert not torch.equal(first_conv[0], first_conv[1]), "a different rule keeps different channels"
 
 
 def test_structured_pruner_rejects_what_it_cannot_do(make_trainer):
