@@ -139,6 +139,7 @@ def print_summary(s: dict[str, Any]) -> None:
     table.add_row("method", f"{s['method']} (selector: {s['selector'] or '-'}, pruner: {s['pruner']})")
     table.add_row("test accuracy", f"{100 * s['test_acc']:.2f}%  (best {100 * s['best_test_acc']:.2f}%)")
     table.add_row("density overall / FC / backbone", f"{s['density']:.3f} / {s['density_fc']:.3f} / {s['density_backbone']:.3f}")
+    table.add_row("parameters kept", f"{s['params']:,} of {s['params_original']:,} ({s['params'] / s['params_original']:.3f})")
     share = s["coreset_size"] / s["train_size"]
     table.add_row("coreset size", f"{s['coreset_size']} of {s['train_size']} samples ({100 * share:.1f}%)")
     table.add_row("training FLOPs vs dense full-data", f"{s['relative_flops']:.3f}x")
