@@ -38,3 +38,4 @@ def bench(session: nox.Session) -> None:
     """Speed benchmarks; results land in benchmarks/results/."""
     install(session)
     session.run("python", "benchmarks/epoch_time.py", *session.posargs)
+    session.run("python", "benchmarks/structured_speedup.py")

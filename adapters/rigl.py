@@ -3,7 +3,7 @@
 rigl-torch only knows one uniform sparsity; its constructor also accepts a saved state, which is the
 documented way to give it arbitrary per-layer sparsities and initial masks. The step schedule (T_end,
 update interval) is derived from the run's real number of optimizer steps, which shrinks once training
-moves to coresets.
+moves to coresets, unless ``end_step`` gives T_end in absolute steps.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from swast.pruning import PrunePlan, Pruner, random_mask
+from swast.pruning import PrunePlan, Pruner, random_mask, resolve_window
 from swast.registry import register_pruner
 
 
@@ -33,6 +33,7 @@ class RigL(Pruner):
         drop_fraction: float = 0.3,
         end_fraction: float = 0.75,
         static_topology: bool = False,
+        end_step: int | None = None,
     ) -> None:
         if update_interval is not None and update_interval < 2:
             raise ValueError("update_interval must be at least 2 steps")
@@ -43,6 +44,7 @@ class RigL(Pruner):
         self.update_interval = update_interval
         self.drop_fraction = drop_fraction
         self.end_fraction = end_fraction
+        self.end_step = end_step
         self.static_topology = static_topology
         self.scheduler: Any = None
         self.names: list[str] = []
@@ -60,7 +62,7 @@ class RigL(Pruner):
             raise ValueError(f"rigl-torch does not manage these layers, so it cannot prune them: {missing}")
         sparsity = [float(plan.targets.get(name, 0.0)) for name in self.names]
         masks = [random_mask(w, s) if s > 0 else None for w, s in zip(weights, sparsity)]
-        t_end = max(1, int(self.end_fraction * plan.total_steps))
+        _, t_end = resolve_window(plan.total_steps, 0.0, self.end_fraction, end_step=self.end_step)
         delta = self.update_interval or auto_update_interval(t_end)
         kept = sum(int(m.sum()) if m is not None else w.numel() for w, m in zip(weights, masks))
         state = {

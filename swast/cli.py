@@ -1,4 +1,4 @@
-"""``swast`` command line: run, list.
+"""``swast`` command line: run, export, list.
 
 Bad input of any kind ends with one message naming the field and the fix, exit code 2 and no traceback
 (``--debug`` shows it).
@@ -213,6 +213,7 @@ def print_summary(s: dict[str, Any]) -> None:
     table.add_row("method", f"{s['method']} (selector: {s['selector'] or '-'}, pruner: {s['pruner']})")
     table.add_row("test accuracy", f"{100 * s['test_acc']:.2f}%  (best {100 * s['best_test_acc']:.2f}%)")
     table.add_row("density overall / FC / backbone", f"{s['density']:.3f} / {s['density_fc']:.3f} / {s['density_backbone']:.3f}")
+    table.add_row("parameters kept", f"{s['params']:,} of {s['params_original']:,} ({s['params'] / s['params_original']:.3f})")
     share = s["coreset_size"] / s["train_size"]
     table.add_row("coreset size", f"{s['coreset_size']} of {s['train_size']} samples ({100 * share:.1f}%)")
     table.add_row("training FLOPs vs dense full-data", f"{s['relative_flops']:.3f}x")
@@ -221,6 +222,19 @@ def print_summary(s: dict[str, Any]) -> None:
     out.print(table)
     for warning in s["warnings"]:
         console.print(f"[yellow]Note:[/] {warning}", highlight=False, soft_wrap=True)
+
+
+@main.command(name="export")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--output", type=click.Path(path_type=Path), default=None, help="where to write the model (default RUN_DIR/export/model.pt)")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="batch of the CPU latency measurement")
+@click.option("--repeats", type=click.IntRange(min=1), default=20, show_default=True, help="timed forward passes (the median is shown)")
+@handles_usage_errors
+def export_command(run_dir: Path, output: Path | None, batch_size: int, repeats: int) -> None:
+    """Write a finished run's model in its smallest real form; print parameters, MACs and CPU latency before/after."""
+    from swast.export import export_run, report_table
+
+    out.print(report_table(export_run(run_dir, output, batch_size, repeats)))
 
 
 @main.command(name="list")

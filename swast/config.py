@@ -11,7 +11,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -92,6 +92,8 @@ class PrunerConfig(_Section):
     fc_sparsity: float = Field(0.9, ge=0.0, lt=1.0)
     distribution: Literal["erk", "uniform"] = "erk"
     dense_first_layer: bool = True
+    # Glob pattern on weight (or module) names -> sparsity that layer is held at; part of the layer-wise plan.
+    overrides: dict[str, Annotated[float, Field(ge=0.0, lt=1.0)]] = Field(default_factory=dict)
     options: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -133,6 +135,12 @@ class RunConfig(_Section):
     def _check_cross_fields(self) -> RunConfig:
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got '{self.device}'")
+        scope = self.pruner.scope or METHODS[self.method].prune_scope
+        if self.pruner.overrides and (scope == "none" or self.pruner.name == "none"):
+            raise ValueError(
+                f"pruner.overrides is set but this run prunes nothing (method {self.method}, pruner.scope "
+                f"{scope}, pruner.name {self.pruner.name}); remove the overrides or choose a pruning method"
+            )
         coreset_on = self.coreset.enabled if self.coreset.enabled is not None else METHODS[self.method].coreset
         warmup = self.coreset.warmup
         if coreset_on and warmup is not None and warmup >= self.train.epochs:

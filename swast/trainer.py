@@ -29,11 +29,12 @@ from swast.data.noise import apply_symmetric_noise
 from swast.errors import UsageError
 from swast.flops import FlopsModel
 from swast.loggers import RunLog
-from swast.models.classifier import find_classifier
-from swast.pruning import Density, NoPruner, PrunePlan, Pruner, measure_density, plan_targets
+from swast.models.classifier import find_classifier, prunable_weights
+from swast.pruning import Density, NoPruner, PrunePlan, Pruner, count_parameters, measure_density, plan_targets
 from swast.schedule import Schedule
 from swast.selection import Coreset, SelectionContext, budget_for, to_coreset
 from swast.state_preservation import StatePreservation
+from swast.structure import StructureChange, remap_optimizer
 
 EpochCallback = Callable[[dict[str, Any]], None]
 
@@ -138,17 +139,26 @@ class Trainer:
         self.total_steps = self.schedule.total_steps(count_batches(n, t.batch_size), count_batches(self.budget, t.batch_size))
         p = cfg.pruner
         targets = (
-            plan_targets(self.model, self.classifier, p.scope or "none", p.rate, p.fc_sparsity, p.distribution, p.dense_first_layer)
-            if self.method_prunes
+            plan_targets(
+                self.model, self.classifier, p.scope or "none", p.rate, p.fc_sparsity, p.distribution,
+                p.dense_first_layer, p.overrides,
+            )
+            if self.method_prunes and self.pruner.layer_targets
             else {}
         )
-        self.pruner.attach(self.model, self.optimizer, PrunePlan(targets, max(self.total_steps, 1)))
+        # What density and parameter counts are measured against, also once structured pruning shrank the model.
+        self.original_sizes = {name: w.numel() for name, w in prunable_weights(self.model).items()}
+        self.original_params = sum(w.numel() for w in self.model.parameters())
+        plan = PrunePlan(targets, max(self.total_steps, 1), p.rate, p.scope or "none", dict(p.overrides), self.data.input_shape)
+        self.pruner.attach(self.model, self.optimizer, plan)
         self.targets = targets
 
         sp = cfg.state_preservation
         self.sp = StatePreservation(sp.weight, sp.temperature, sp.scope, n, self.device) if sp.enabled else None
         self.flops = FlopsModel(self.model, self.data.input_shape, self.device)
         self.dense_reference_flops = 3.0 * self.flops.dense * n * t.epochs
+        self._forward_flops: float | None = None
+        self.pruner.on_structure_change(self.follow_structure_change)
 
         self.coreset: Coreset | None = None
         self.selection_rng = np.random.default_rng(cfg.seed)
@@ -188,7 +198,7 @@ class Trainer:
         self.coreset = to_coreset(self.cfg.coreset.selector, result, ctx)
         if not self.cfg.coreset.use_weights:
             self.coreset.weights = None
-        sparse_forward = self.flops.forward(self.density().per_layer)
+        sparse_forward = self.forward_flops()
         passes = float(getattr(self.selector, "forward_passes", 1.0))
         self.train_flops += passes * len(self.train_set) * sparse_forward
         if self.sp is not None:
@@ -233,7 +243,7 @@ class Trainer:
             ids, weights = self.coreset.indices, self.coreset.weights
         else:
             ids, weights = torch.arange(len(self.train_set)), None
-        sparse_forward = self.flops.forward(self.density().per_layer)
+        self._forward_flops = None  # re-read the densities once per epoch (and on every reported change)
         batches = iterate_batches(
             self.train_set, ids, self.cfg.train.batch_size, shuffle=True, augment=True, weights=weights,
             generator=self.epoch_order(progress.epoch), num_workers=self.cfg.data.num_workers,
@@ -247,6 +257,7 @@ class Trainer:
             # A skipped batch must leave no trace: its forward pass would still poison BatchNorm's running
             # statistics, so keep a copy of the buffers to put back (only when skipping is enabled).
             buffers = [b.clone() for b in self.model.buffers()] if skipping else []
+            sparse_forward = self.forward_flops()  # of the model this batch runs through
             logits = self.model(x)
             total, ce, kl = self.loss(logits, y, idx, w, use_sp=progress.phase == "coreset")
             self.optimizer.zero_grad(set_to_none=True)
@@ -298,7 +309,23 @@ class Trainer:
         return float(losses.mean()), float(correct.float().mean())
 
     def density(self) -> Density:
-        return measure_density(self.model, self.pruner.masks(), self.classifier)
+        """Share of the original conv/linear weights kept (masked out or physically removed)."""
+        return measure_density(self.model, self.pruner.masks(), self.classifier, self.original_sizes)
+
+    def forward_flops(self) -> float:
+        """Forward FLOPs of one sample with the current structure and masks."""
+        if self._forward_flops is None:
+            densities = measure_density(self.model, self.pruner.masks(), self.classifier).per_layer
+            self._forward_flops = self.flops.forward(densities)
+        return self._forward_flops
+
+    def follow_structure_change(self, change: StructureChange) -> None:
+        """The one place that follows a pruner's change of the model: the optimizer is pointed at replaced
+        parameters (keeping LR and surviving momentum), FLOPs are measured on the new shapes."""
+        if change.replaced:
+            remap_optimizer(self.optimizer, change)
+            self.flops = FlopsModel(self.model, self.data.input_shape, self.device)
+        self._forward_flops = None
 
     # --- the run ---------------------------------------------------------------------------------------
     def fit(self, on_epoch: EpochCallback | None = None) -> dict[str, Any]:
@@ -398,6 +425,8 @@ class Trainer:
             "density": last["density"],
             "density_fc": last["density_fc"],
             "density_backbone": last["density_backbone"],
+            "params": count_parameters(self.model, self.pruner.masks()),
+            "params_original": self.original_params,
             "coreset_size": self.budget if self.cfg.coreset.enabled else len(self.train_set),
             "train_size": len(self.train_set),
             "relative_flops": last["relative_flops"],
@@ -444,12 +473,13 @@ class Trainer:
         if not torch.equal(noisy, state["noisy_ids"]):
             raise UsageError("--resume: the checkpoint's noisy-label ids differ from those this configuration produces (data or library changed)")
         try:
+            # The pruner first: a structured pruner's state shrinks the fresh model to the saved shapes.
+            self.pruner.load_state_dict(state["pruner"])
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
         except (RuntimeError, ValueError, KeyError) as exc:
             raise UsageError(f"--resume: the checkpoint does not match the model and optimizer its configuration builds: {exc}") from exc
         self.lr_schedule.load_state_dict(state["lr_schedule"])
-        self.pruner.load_state_dict(state["pruner"])
         coreset = state["coreset"]
         self.coreset = None if coreset is None else Coreset(coreset["indices"], coreset["weights"])
         if self.sp is not None and state["state_preservation"] is not None:

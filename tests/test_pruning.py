@@ -84,3 +84,42 @@ def test_rigl_options_come_from_config(make_trainer):
     trainer = make_trainer(method="prune-only", sets=["pruner.options.update_interval=5", "pruner.options.end_fraction=0.5"])
     assert trainer.pruner.settings()["update_interval"] == 5
     assert trainer.pruner.settings()["t_end"] == int(0.5 * trainer.total_steps)
+
+
+@pytest.mark.parametrize("distribution", ["erk", "uniform"])
+@pytest.mark.parametrize("rate", [0.5, 0.8])
+def test_overrides_are_held_and_the_other_layers_compensate(distribution, rate):
+    model = resnet18(10, (3, 32, 32))
+    overrides = {"layer1.*": 0.3, "layer4.1.conv2": 0.95, "fc.weight": 0.5}
+    targets = plan_targets(model, "fc", "backbone", rate, 0.9, distribution, True, overrides)
+    shapes = {n: w.shape for n, w in prunable_weights(model).items() if n != "fc.weight"}
+    layer1 = [n for n in shapes if n.startswith("layer1.")]
+    assert len(layer1) == 4 and all(targets[n] == 0.3 for n in layer1)
+    assert targets["layer4.1.conv2.weight"] == 0.95
+    assert targets["fc.weight"] == 0.5  # an override replaces fc_sparsity
+    assert targets["conv1.weight"] == 0.0  # the dense first layer still holds
+    assert weighted_sparsity(targets, shapes) == pytest.approx(rate, abs=1e-9)
+
+
+def test_overrides_outside_the_scope_are_pruned_as_given():
+    model = small_cnn(10, (1, 8, 8))
+    targets = plan_targets(model, "12", "fc", 0.7, 0.9, "erk", True, {"7": 0.5})
+    assert targets == {"12.weight": 0.7, "7.weight": 0.5}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"layer9.*": 0.5}, "pattern 'layer9.*' matches no prunable weight"),
+        ({"bn1.weight": 0.5}, "matches no prunable weight"),
+        ({"layer1.*": 0.5, "layer1.0.conv1": 0.7}, "matches both"),
+        ({"layer4.*": 0.99}, "cannot make pruner.rate=0.5 hold"),
+        ({"layer4.*": 0.0}, "unreachable"),
+    ],
+)
+def test_bad_overrides_name_the_key(overrides, message):
+    from swast.errors import UsageError
+
+    with pytest.raises(UsageError, match="pruner.overrides") as info:
+        plan_targets(resnet18(10, (3, 32, 32)), "fc", "backbone", 0.5, 0.9, "erk", True, overrides)
+    assert message in str(info.value)
