@@ -28,7 +28,7 @@ from swast.data.noise import apply_symmetric_noise
 from swast.errors import UsageError
 from swast.flops import FlopsModel
 from swast.loggers import RunLog
-from swast.models.classifier import find_classifier
+from swast.models.classifier import find_classifier, prunable_weights
 from swast.pruning import Density, NoPruner, PrunePlan, Pruner, measure_density, plan_targets
 from swast.schedule import Schedule
 from swast.selection import Coreset, SelectionContext, budget_for, to_coreset
@@ -94,7 +94,7 @@ class Trainer:
         seed_everything(cfg.seed)
         self.device = resolve_device(cfg.device)
         self.selector, pruner = build_components(cfg)
-        self.method_prunes = cfg.pruner.scope != "none" and cfg.pruner.name != "none"
+        self.method_prunes = cfg.prunes
         self.pruner: Pruner = pruner if self.method_prunes else NoPruner()
 
         self.data = load_data(cfg)
@@ -252,6 +252,14 @@ class Trainer:
     def density(self) -> Density:
         return measure_density(self.model, self.pruner.masks(), self.classifier)
 
+    def parameter_counts(self) -> tuple[int, int]:
+        """All parameters, and those left after pruning (Table 1's "Params. After Pruning"): the kept
+        weights of the prunable layers, read from the masks, plus every parameter no pruner touches."""
+        total = sum(p.numel() for p in self.model.parameters())
+        per_layer = self.density().per_layer
+        removed = sum(round((1.0 - per_layer[name]) * w.numel()) for name, w in prunable_weights(self.model).items())
+        return total, total - removed
+
     # --- the run ---------------------------------------------------------------------------------------
     def fit(self, on_epoch: EpochCallback | None = None) -> dict[str, Any]:
         start = time.perf_counter()
@@ -308,6 +316,7 @@ class Trainer:
 
     def summary(self, wall_seconds: float) -> dict[str, Any]:
         last = self.history[-1]
+        params_total, params_kept = self.parameter_counts()
         return {
             "name": self.cfg.name,
             "method": self.cfg.method,
@@ -319,6 +328,8 @@ class Trainer:
             "density": last["density"],
             "density_fc": last["density_fc"],
             "density_backbone": last["density_backbone"],
+            "params_total": params_total,
+            "params_kept": params_kept,
             "coreset_size": self.budget if self.cfg.coreset.enabled else len(self.train_set),
             "train_size": len(self.train_set),
             "relative_flops": last["relative_flops"],
