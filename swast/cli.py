@@ -1,4 +1,4 @@
-"""``swast`` command line: run, list.
+"""``swast`` command line: run, list, sweep, report, analyze.
 
 Bad input of any kind ends with one message naming the field and the fix, exit code 2 and no traceback
 (``--debug`` shows it).
@@ -10,7 +10,7 @@ import functools
 import json
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from swast import registry
+from swast import sweep as sweeping
 from swast.config import FLAGS, METHODS, RunConfig, build_config, dump_yaml
 from swast.errors import UsageError
 
@@ -29,19 +30,28 @@ out = Console()
 CHOICES = {"--method": list(METHODS), "--optimizer": ["sgd", "adam"], "--schedule": ["cosine", "constant"]}
 
 
-def _flag_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """One click option per entry of config.FLAGS; every flag defaults to 'not given'."""
-    for flag in reversed(FLAGS):
-        dest = flag.key.replace(".", "__")
-        if flag.type is bool:
-            off = "--no-" + flag.flag.removeprefix("--")
-            option = click.option(f"{flag.flag}/{off}", dest, default=None, help=flag.help)
-        elif flag.flag in CHOICES:
-            option = click.option(flag.flag, dest, type=click.Choice(CHOICES[flag.flag]), default=None, help=flag.help)
-        else:
-            option = click.option(flag.flag, dest, type=flag.type, default=None, help=flag.help)
-        command = option(command)
-    return command
+def flag_options(exclude: Collection[str] = ()) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """One click option per entry of config.FLAGS (except the config keys in ``exclude``); every flag
+    defaults to 'not given'."""
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        for flag in reversed([f for f in FLAGS if f.key not in exclude]):
+            dest = flag.key.replace(".", "__")
+            if flag.type is bool:
+                off = "--no-" + flag.flag.removeprefix("--")
+                option = click.option(f"{flag.flag}/{off}", dest, default=None, help=flag.help)
+            elif flag.flag in CHOICES:
+                option = click.option(flag.flag, dest, type=click.Choice(CHOICES[flag.flag]), default=None, help=flag.help)
+            else:
+                option = click.option(flag.flag, dest, type=flag.type, default=None, help=flag.help)
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def _config_flags(flags: dict[str, Any]) -> dict[str, Any]:
+    return {k.replace("__", "."): v for k, v in flags.items()}
 
 
 def handles_usage_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -69,13 +79,13 @@ def main() -> None:
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="override any config key, e.g. --set train.epochs=30 (repeatable)")
 @click.option("--plugin", "plugins", multiple=True, metavar="MODULE", help="import a module (or .py file) whose registrations apply (repeatable)")
 @click.option("--overwrite", is_flag=True, help="replace an existing run folder of the same name")
-@_flag_options
+@flag_options()
 @handles_usage_errors
 def run(config_file: str | None, sets: tuple[str, ...], plugins: tuple[str, ...], overwrite: bool, **flags: Any) -> None:
     """Train one run. With no options: SWaST-cut on the embedded digits data (under a minute on a CPU)."""
     for plugin in plugins:
         registry.load_plugin(plugin)
-    cfg = build_config(config_file, {k.replace("__", "."): v for k, v in flags.items()}, list(sets))
+    cfg = build_config(config_file, _config_flags(flags), list(sets))
     run_dir = prepare_run_dir(cfg, overwrite)
     summary = execute(cfg, run_dir)
     print_summary(summary)
@@ -117,12 +127,12 @@ def execute(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
     return summary
 
 
-def _progress(enabled: bool) -> Progress:
+def _progress(enabled: bool, unit: str = "epochs") -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("epochs"),
+        TextColumn(unit),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         TextColumn("{task.fields[status]}"),
@@ -168,6 +178,65 @@ def list_command(kind: str | None, plugins: tuple[str, ...]) -> None:
             for entry in registry.ALL[name].entries():
                 table.add_row(entry.name, entry.description, entry.source)
         out.print(table)
+
+
+@main.command()
+@click.argument("config_file", required=False)
+@click.option("--method", "method", metavar="LIST", help="methods, comma-separated (sweep.method); default: the config's method")
+@click.option("--coreset", "coreset", metavar="LIST", help="coreset fractions, e.g. 0.01,0.05,0.1 (sweep.coreset)")
+@click.option("--prune-rate", "prune_rate", metavar="LIST", help="prune rates, e.g. 0.1,0.3,0.5,0.7,0.9 (sweep.prune_rate)")
+@click.option("--seeds", "seeds", metavar="LIST", help="seeds, e.g. 0,1,2 (sweep.seeds)")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="cells trained in parallel (worker processes)")
+@click.option("--sweep-dir", type=str, default=None, help="folder of the cells' run folders [default: sweeps/CONFIG_FILE-stem, or sweeps/default]")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="override any other config key (repeatable)")
+@click.option("--plugin", "plugins", multiple=True, metavar="MODULE", help="import a module (or .py file) whose registrations apply (repeatable)")
+@flag_options(exclude=sweeping.SWEEP_OWNED_KEYS)
+@handles_usage_errors
+def sweep(config_file: str | None, method: str | None, coreset: str | None, prune_rate: str | None, seeds: str | None,
+          workers: int, sweep_dir: str | None, sets: tuple[str, ...], plugins: tuple[str, ...], **flags: Any) -> None:
+    """Run a grid of methods x coreset sizes x prune rates x seeds, one run folder per cell; resumable."""
+    for plugin in plugins:
+        registry.load_plugin(plugin)
+    axes = {"method": method, "coreset": coreset, "prune_rate": prune_rate, "seeds": seeds}
+    grid = sweeping.plan(config_file, axes, _config_flags(flags), list(sets), sweep_dir, plugins)
+    counts = sweeping.run(grid, workers, _progress(grid.progress, unit="cells"))
+    out.print(f"sweep {grid.directory}: {len(grid.configs)} cells, done {counts['done']}, skipped {counts['skipped']}, "
+              f"failed {counts['failed']}", highlight=False)
+    if counts["failed"]:
+        out.print(f"errors: {grid.directory / sweeping.MANIFEST} and each failed cell's {sweeping.ERROR_FILE}", highlight=False)
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("sweep_dir")
+@click.option("--out", "out_dir", default=None, help="where the table and figures go [default: SWEEP_DIR/report]")
+@handles_usage_errors
+def report(sweep_dir: str, out_dir: str | None) -> None:
+    """Table 1 (Markdown, CSV) and the paper's Fig. 5/6 panels (PNG) from a folder of finished runs."""
+    from swast.report import write_report
+
+    written, notes = write_report(Path(sweep_dir), Path(out_dir) if out_dir else Path(sweep_dir) / "report")
+    for note in notes:
+        console.print(f"note: {note}", highlight=False, soft_wrap=True)
+    for path in written:
+        out.print(f"wrote {path}", highlight=False)
+
+
+@main.group()
+def analyze() -> None:
+    """Analyses of the paper that need no training."""
+
+
+@analyze.command()
+@click.option("--out", "out_dir", default="runs/runge", show_default=True, help="folder for runge.png and runge.json")
+@click.option("--seed", type=int, default=0, show_default=True, help="seed of the Gaussian noise and of the search starts")
+@handles_usage_errors
+def runge(out_dir: str, seed: int) -> None:
+    """Figure 1: pruning fits to noisy vs clean Runge samples, and selection difficulty vs degree."""
+    from swast.analysis.runge import write_runge
+
+    for path in write_runge(Path(out_dir), seed):
+        out.print(f"wrote {path}", highlight=False)
 
 
 if __name__ == "__main__":
