@@ -30,6 +30,12 @@ class Block:
     rates: list[float]
 
     @property
+    def columns(self) -> list[tuple[str, float | None]]:
+        """(method, prune rate) per column: the method at each rate, then the baseline (unpruned)."""
+        pruned = [(self.method, rate) for rate in self.rates] if self.method else []
+        return pruned + ([(self.baseline, None)] if self.baseline else [])
+
+    @property
     def title(self) -> str:
         return " vs ".join(m for m in (self.method, self.baseline) if m) if self.method else str(self.baseline)
 
@@ -72,10 +78,9 @@ def table_cells(cells: dict[CellKey, list[Run]], block: Block) -> list[TableCell
     out = []
     for row in block.rows:
         dataset, model, coreset = row
-        columns = [(block.method, rate) for rate in block.rates] + [(block.baseline, None)]
         present = []
-        for method, rate in columns:
-            runs = cells.get(CellKey(method, dataset, model, coreset, rate)) if method else None
+        for method, rate in block.columns:
+            runs = cells.get(CellKey(method, dataset, model, coreset, rate))
             if runs:
                 present.append((method, rate, runs))
         accuracies = {(m, r): stat([100.0 * float(run.summary["test_acc"]) for run in runs]) for m, r, runs in present}
@@ -124,8 +129,8 @@ def _pct(value: float | None) -> str:
 
 
 def markdown_block(block: Block, cells: list[TableCell]) -> list[str]:
-    columns: list[tuple[str | None, float | None]] = [(block.method, r) for r in block.rates] + [(block.baseline, None)]
-    header = ["model", "dataset", "coreset", *[f"{100 * r:g}%" for r in block.rates], str(block.baseline or "baseline")]
+    columns = block.columns
+    header = ["model", "dataset", "coreset", *[f"{100 * r:g}%" if r is not None else m for m, r in columns]]
     lines = [f"## {block.title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lookup = {(c.row, c.method, c.prune_rate): c for c in cells}
     groups = sorted({(row[0], row[1]) for row in block.rows})

@@ -152,3 +152,13 @@ def test_summary_counts_the_parameters_left_after_pruning(make_trainer):
     assert (summary["params_total"], summary["params_kept"]) == (total, total - removed)
     dense = make_trainer(method="coreset-only").fit()
     assert dense["params_kept"] == dense["params_total"] == total
+
+
+def test_a_pruning_method_without_its_baseline_gets_no_differences(tmp_path):
+    write_run(tmp_path, "swast-cut", 0, 0.9, rate=0.3, kept=800)
+    write_run(tmp_path, "swast-cut", 0, 0.8, rate=0.7, kept=400)
+    assert report(str(tmp_path)).exit_code == 0
+    md = (tmp_path / "report" / "table1.md").read_text().splitlines()
+    block = md.index("## swast-cut")
+    assert md[block + 2] == "| model | dataset | coreset | 70% | 30% |"
+    assert md[block + 4] == "| small_cnn | digits | 10% | _80.00_ | **90.00** |"
