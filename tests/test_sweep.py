@@ -82,6 +82,17 @@ def test_resumed_sweep_skips_finished_cells_and_reruns_unfinished_ones(tmp_path)
     assert again.exit_code == 0 and "done 0, skipped 2, failed 0" in again.output
 
 
+def test_a_cell_is_the_run_its_config_yaml_describes(tmp_path):
+    assert invoke("sweep", "--method", "swast-cut", "--prune-rate", "0.7", "--sweep-dir", str(tmp_path / "s"), *TINY).exit_code == 0
+    cell = tmp_path / "s" / "swast-cut-c0.1-p0.7-s0"
+    rerun = invoke("run", "--config", str(cell / "config.yaml"), "--output-dir", str(tmp_path / "r"), "--name", "again")
+    assert rerun.exit_code == 0, rerun.output
+    lines = [(cell / "metrics.jsonl").read_text(), (tmp_path / "r" / "again" / "metrics.jsonl").read_text()]
+    keys = ("epoch", "phase", "train_loss", "test_acc", "test_loss", "density", "relative_flops")
+    sweep_epochs, run_epochs = ([{k: json.loads(line)[k] for k in keys} for line in text.splitlines()] for text in lines)
+    assert sweep_epochs == run_epochs
+
+
 def test_finished_cells_of_another_configuration_are_not_skipped_silently(tmp_path):
     args = ["sweep", "--method", "coreset-only", "--sweep-dir", str(tmp_path), *TINY]
     assert invoke(*args).exit_code == 0
