@@ -15,7 +15,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import MaxNLocator, NullFormatter
 
 from swast.results import CellKey, Run, by_cell, method_order, stat
 
@@ -194,6 +194,7 @@ def accuracy_vs_flops(cells: Cells) -> Figure | str:
         for key, x, y in zip(keys, flops, accs):
             ax.annotate(f"{key.prune_rate:g}", (x, y), textcoords="offset points", xytext=(3, 3), fontsize="x-small")
     ax.set(xscale="log", xlabel="training FLOPs relative to dense full-data training", ylabel="test accuracy (%)")
+    ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels of a short log axis overlap
     _missing_note(ax, series)
     legend(fig, [ax])
     return fig
