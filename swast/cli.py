@@ -1,4 +1,4 @@
-"""``swast`` command line: run, export, list.
+"""``swast`` command line: run, export, list, sweep, report, analyze.
 
 Bad input of any kind ends with one message naming the field and the fix, exit code 2 and no traceback
 (``--debug`` shows it).
@@ -12,7 +12,7 @@ import json
 import shutil
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +22,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from swast import registry
+from swast import sweep as sweeping
 from swast.config import FLAG_FOR_KEY, FLAGS, METHODS, RunConfig, build_config, dump_yaml
 from swast.errors import UsageError
+from swast.trainer import Interrupted
 
 console = Console(stderr=True)
 out = Console()
@@ -31,19 +33,28 @@ out = Console()
 CHOICES = {"--method": list(METHODS), "--optimizer": ["sgd", "adam"], "--schedule": ["cosine", "constant"]}
 
 
-def _flag_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """One click option per entry of config.FLAGS; every flag defaults to 'not given'."""
-    for flag in reversed(FLAGS):
-        dest = flag.key.replace(".", "__")
-        if flag.type is bool:
-            off = "--no-" + flag.flag.removeprefix("--")
-            option = click.option(f"{flag.flag}/{off}", dest, default=None, help=flag.help)
-        elif flag.flag in CHOICES:
-            option = click.option(flag.flag, dest, type=click.Choice(CHOICES[flag.flag]), default=None, help=flag.help)
-        else:
-            option = click.option(flag.flag, dest, type=flag.type, default=None, help=flag.help)
-        command = option(command)
-    return command
+def flag_options(exclude: Collection[str] = ()) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """One click option per entry of config.FLAGS (except the config keys in ``exclude``); every flag
+    defaults to 'not given'."""
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        for flag in reversed([f for f in FLAGS if f.key not in exclude]):
+            dest = flag.key.replace(".", "__")
+            if flag.type is bool:
+                off = "--no-" + flag.flag.removeprefix("--")
+                option = click.option(f"{flag.flag}/{off}", dest, default=None, help=flag.help)
+            elif flag.flag in CHOICES:
+                option = click.option(flag.flag, dest, type=click.Choice(CHOICES[flag.flag]), default=None, help=flag.help)
+            else:
+                option = click.option(flag.flag, dest, type=flag.type, default=None, help=flag.help)
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def _config_flags(flags: dict[str, Any]) -> dict[str, Any]:
+    return {k.replace("__", "."): v for k, v in flags.items()}
 
 
 def handles_usage_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -72,23 +83,28 @@ def main() -> None:
 @click.option("--plugin", "plugins", multiple=True, metavar="MODULE", help="import a module (or .py file) whose registrations apply (repeatable)")
 @click.option("--overwrite", is_flag=True, help="replace an existing run folder of the same name")
 @click.option("--resume", "resume", type=str, default=None, metavar="RUN_DIR", help="continue a stopped run from its newest checkpoint (or a given checkpoint file)")
-@_flag_options
+@flag_options()
 @handles_usage_errors
 def run(config_file: str | None, sets: tuple[str, ...], plugins: tuple[str, ...], overwrite: bool, resume: str | None, **flags: Any) -> None:
     """Train one run. With no options: SWaST-cut on the embedded digits data (under a minute on a CPU)."""
-    settings = {k.replace("__", "."): v for k, v in flags.items()}
+    settings = _config_flags(flags)
+    with reports_training_stops():
+        summary = _run(config_file, sets, plugins, overwrite, resume, settings)
+    print_summary(summary)
+
+
+def _run(config_file: str | None, sets: tuple[str, ...], plugins: tuple[str, ...], overwrite: bool, resume: str | None,
+         settings: dict[str, Any]) -> dict[str, Any]:
     if resume is not None:
         given = [FLAG_FOR_KEY[k] for k, v in settings.items() if v is not None and k != "logging.progress"]
         given += ["--config"] * bool(config_file) + ["--set"] * bool(sets) + ["--plugin"] * bool(plugins) + ["--overwrite"] * overwrite
         if given:
             raise UsageError(f"--resume continues a run with its own saved configuration; drop {', '.join(sorted(set(given)))}")
-        summary = execute_resume(Path(resume), progress=settings.get("logging.progress"))
-    else:
-        cfg = build_config(config_file, settings, list(sets))
-        cfg = cfg.model_copy(update={"plugins": list(dict.fromkeys([*cfg.plugins, *map(plugin_spec, plugins)]))})
-        load_plugins(cfg)
-        summary = execute(cfg, prepare_run_dir(cfg, overwrite))
-    print_summary(summary)
+        return execute_resume(Path(resume), progress=settings.get("logging.progress"))
+    cfg = build_config(config_file, settings, list(sets))
+    cfg = cfg.model_copy(update={"plugins": list(dict.fromkeys([*cfg.plugins, *map(plugin_spec, plugins)]))})
+    load_plugins(cfg)
+    return execute(cfg, prepare_run_dir(cfg, overwrite))
 
 
 def plugin_spec(spec: str) -> str:
@@ -122,6 +138,7 @@ def execute(cfg: RunConfig, run_dir: Path, state: dict[str, Any] | None = None) 
     trainer = Trainer(cfg, run_dir)  # validates names, options and data before anything is written
     if state is not None:
         trainer.load_state_dict(state)
+        console.print(f"Resuming '{cfg.name}' after epoch {state['epoch']}" + (" (mid-epoch)" if state["progress"] else ""), highlight=False)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(dump_yaml(cfg))
     wandb = WandbSink(run_dir, str(cfg.name), cfg.logging.wandb_project, cfg.model_dump()) if cfg.logging.wandb else None
@@ -148,16 +165,13 @@ def execute_resume(path: Path, progress: bool | None = None) -> dict[str, Any]:
     if progress is not None:
         cfg = cfg.model_copy(update={"logging": cfg.logging.model_copy(update={"progress": progress})})
     load_plugins(cfg)
-    run_dir = path if path.is_dir() else path.parent
-    console.print(f"Resuming '{cfg.name}' after epoch {state['epoch']}" + (" (mid-epoch)" if state["progress"] else ""))
-    return execute(cfg, run_dir, state)
+    return execute(cfg, path if path.is_dir() else path.parent, state)
 
 
 @contextlib.contextmanager
 def stop_on_signals(trainer: Any) -> Iterator[None]:
-    """Ctrl-C or SIGTERM: finish the current batch, save a checkpoint, exit with a resume hint.
-    A second Ctrl-C quits at once (the last checkpoint stays)."""
-    from swast.trainer import Interrupted, NonFiniteLoss
+    """Ctrl-C or SIGTERM asks the trainer to stop after the current batch (it then saves a checkpoint and
+    raises ``Interrupted``); a second Ctrl-C quits at once, leaving the last checkpoint."""
 
     def request_stop(signum: int, _frame: Any) -> None:
         if trainer.stop_requested:
@@ -169,16 +183,28 @@ def stop_on_signals(trainer: Any) -> Iterator[None]:
     handlers = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def reports_training_stops() -> Iterator[None]:
+    """Turn a run that stopped on purpose (a signal, a non-finite loss) into a message and an exit code."""
+    from swast.trainer import Interrupted, NonFiniteLoss
+
+    try:
+        yield
     except Interrupted as stop:
         console.print(
             f"[yellow]Stopped by {stop.signal_name} in epoch {stop.epoch} after batch {stop.batch}.[/] "
-            f"Checkpoint: {stop.path}\nResume with: swast run --resume {trainer.run_dir}",
+            f"Checkpoint: {stop.path}\nResume with: swast run --resume {stop.path.parent}",
             highlight=False,
             soft_wrap=True,
         )
         sys.exit(128 + int(getattr(signal, stop.signal_name)))
     except NonFiniteLoss as bad:
-        last = f"the last good checkpoint is epoch {trainer.checkpoint_epoch} ({trainer.run_dir / 'checkpoint.pt'})" if trainer.checkpoint_epoch else "no checkpoint was written yet"
+        last = f"the last good checkpoint is {bad.last_checkpoint}" if bad.last_checkpoint else "no checkpoint was written yet"
         console.print(
             f"[bold red]Error:[/] {bad}; the run stopped rather than train on NaNs; {last}. "
             "Lower --lr (then --resume or start again) or set train.nonfinite=skip to skip such batches.",
@@ -186,17 +212,14 @@ def stop_on_signals(trainer: Any) -> Iterator[None]:
             soft_wrap=True,
         )
         sys.exit(1)
-    finally:
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
 
 
-def _progress(enabled: bool) -> Progress:
+def _progress(enabled: bool, unit: str = "epochs") -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("epochs"),
+        TextColumn(unit),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         TextColumn("{task.fields[status]}"),
@@ -213,7 +236,7 @@ def print_summary(s: dict[str, Any]) -> None:
     table.add_row("method", f"{s['method']} (selector: {s['selector'] or '-'}, pruner: {s['pruner']})")
     table.add_row("test accuracy", f"{100 * s['test_acc']:.2f}%  (best {100 * s['best_test_acc']:.2f}%)")
     table.add_row("density overall / FC / backbone", f"{s['density']:.3f} / {s['density_fc']:.3f} / {s['density_backbone']:.3f}")
-    table.add_row("parameters kept", f"{s['params']:,} of {s['params_original']:,} ({s['params'] / s['params_original']:.3f})")
+    table.add_row("parameters kept", f"{s['params_kept']:,} of {s['params_total']:,} ({s['params_kept'] / s['params_total']:.3f})")
     share = s["coreset_size"] / s["train_size"]
     table.add_row("coreset size", f"{s['coreset_size']} of {s['train_size']} samples ({100 * share:.1f}%)")
     table.add_row("training FLOPs vs dense full-data", f"{s['relative_flops']:.3f}x")
@@ -258,6 +281,72 @@ def list_command(kind: str | None, plugins: tuple[str, ...]) -> None:
             for entry in registry.ALL[name].entries():
                 table.add_row(entry.name, entry.description, entry.source)
         out.print(table)
+
+
+@main.command()
+@click.argument("config_file", required=False)
+@click.option("--method", "method", metavar="LIST", help="methods, comma-separated (sweep.method); default: the config's method")
+@click.option("--coreset", "coreset", metavar="LIST", help="coreset fractions, e.g. 0.01,0.05,0.1 (sweep.coreset)")
+@click.option("--prune-rate", "prune_rate", metavar="LIST", help="prune rates, e.g. 0.1,0.3,0.5,0.7,0.9 (sweep.prune_rate)")
+@click.option("--seeds", "seeds", metavar="LIST", help="seeds, e.g. 0,1,2 (sweep.seeds)")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="cells trained in parallel (worker processes)")
+@click.option("--sweep-dir", type=str, default=None, help="folder of the cells' run folders [default: sweeps/CONFIG_FILE-stem, or sweeps/default]")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="override any other config key (repeatable)")
+@click.option("--plugin", "plugins", multiple=True, metavar="MODULE", help="import a module (or .py file) whose registrations apply (repeatable)")
+@flag_options(exclude=sweeping.SWEEP_OWNED_KEYS)
+@handles_usage_errors
+def sweep(config_file: str | None, method: str | None, coreset: str | None, prune_rate: str | None, seeds: str | None,
+          workers: int, sweep_dir: str | None, sets: tuple[str, ...], plugins: tuple[str, ...], **flags: Any) -> None:
+    """Run a grid of methods x coreset sizes x prune rates x seeds, one run folder per cell; resumable."""
+    for plugin in plugins:
+        registry.load_plugin(plugin)
+    axes = {"method": method, "coreset": coreset, "prune_rate": prune_rate, "seeds": seeds}
+    grid = sweeping.plan(config_file, axes, _config_flags(flags), list(sets), sweep_dir, plugins)
+    try:
+        counts = sweeping.run(grid, workers, _progress(grid.progress, unit="cells"))
+    except (KeyboardInterrupt, Interrupted):
+        console.print(
+            "[yellow]Sweep interrupted.[/] Run the same command again: finished cells are skipped and an "
+            "interrupted cell continues from its checkpoint.", highlight=False, soft_wrap=True,
+        )
+        sys.exit(130)
+    out.print(f"sweep {grid.directory}: {len(grid.configs)} cells, done {counts['done']}, skipped {counts['skipped']}, "
+              f"failed {counts['failed']}", highlight=False)
+    if counts["failed"]:
+        out.print(f"errors: {grid.directory / sweeping.MANIFEST} and each failed cell's {sweeping.ERROR_FILE}", highlight=False)
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("sweep_dir")
+@click.option("--out", "out_dir", default=None, help="where the table and figures go [default: SWEEP_DIR/report]")
+@handles_usage_errors
+def report(sweep_dir: str, out_dir: str | None) -> None:
+    """Table 1 (Markdown, CSV) and the paper's Fig. 5/6 panels (PNG) from a folder of finished runs."""
+    from swast.report import write_report
+
+    written, notes = write_report(Path(sweep_dir), Path(out_dir) if out_dir else Path(sweep_dir) / "report")
+    for note in notes:
+        console.print(f"note: {note}", highlight=False, soft_wrap=True)
+    for path in written:
+        out.print(f"wrote {path}", highlight=False)
+
+
+@main.group()
+def analyze() -> None:
+    """Analyses of the paper that need no training."""
+
+
+@analyze.command()
+@click.option("--out", "out_dir", default="runs/runge", show_default=True, help="folder for runge.png and runge.json")
+@click.option("--seed", type=int, default=0, show_default=True, help="seed of the Gaussian noise and of the search starts")
+@handles_usage_errors
+def runge(out_dir: str, seed: int) -> None:
+    """Figure 1: pruning fits to noisy vs clean Runge samples, and selection difficulty vs degree."""
+    from swast.analysis.runge import write_runge
+
+    for path in write_runge(Path(out_dir), seed):
+        out.print(f"wrote {path}", highlight=False)
 
 
 if __name__ == "__main__":

@@ -168,6 +168,11 @@ class RunConfig(_Section):
             data["name"] = f"{self.method}-{self.data.dataset}-{self.model.name}-s{self.seed}-{stamp}"
         return RunConfig.model_validate(data)
 
+    @property
+    def prunes(self) -> bool:
+        """Whether the run prunes at all: a pruned scope and a pruner other than 'none'."""
+        return self.pruner.scope not in (None, "none") and self.pruner.name != "none"
+
 
 def default_warmup(epochs: int, fraction: float) -> int:
     """K = ceil(T * fraction / 2), "following GradMatch" (T=300, 10% gives 15), kept below T."""
@@ -211,6 +216,7 @@ FLAGS: list[Flag] = [
     Flag("--progress", "logging.progress", bool, "show progress bars"),
 ]
 FLAG_FOR_KEY = {f.key: f.flag for f in FLAGS}
+SWEEP_SECTION = "sweep"
 
 
 def parse_set(item: str) -> tuple[str, Any]:
@@ -259,6 +265,8 @@ def build_config(
 ) -> RunConfig:
     """Merge the layers (file < flags < --set), validate, and fill what the method decides."""
     tree: dict[str, Any] = read_yaml(file) if file is not None else {}
+    # The grid of `swast sweep` may share the file; it is not a run setting (swast/sweep.py validates it).
+    tree.pop(SWEEP_SECTION, None)
     for key, value in (flags or {}).items():
         if value is not None:
             set_dotted(tree, key, value)

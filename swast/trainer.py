@@ -96,7 +96,7 @@ class Trainer:
         seed_everything(cfg.seed)
         self.device = resolve_device(cfg.device)
         self.selector, pruner = build_components(cfg)
-        self.method_prunes = cfg.pruner.scope != "none" and cfg.pruner.name != "none"
+        self.method_prunes = cfg.prunes
         self.pruner: Pruner = pruner if self.method_prunes else NoPruner()
 
         self.data = load_data(cfg)
@@ -264,7 +264,8 @@ class Trainer:
             progress.batch += 1
             if not bool(torch.isfinite(total)):
                 if not skipping:
-                    raise NonFiniteLoss(progress.epoch, progress.batch, float(ce.detach()), float(kl.detach()))
+                    last = self.run_dir / checkpoint.LATEST if self.checkpoint_epoch is not None else None
+                    raise NonFiniteLoss(progress.epoch, progress.batch, float(ce.detach()), float(kl.detach()), last)
                 with torch.no_grad():
                     for buffer, saved in zip(self.model.buffers(), buffers):
                         buffer.copy_(saved)
@@ -425,8 +426,9 @@ class Trainer:
             "density": last["density"],
             "density_fc": last["density_fc"],
             "density_backbone": last["density_backbone"],
-            "params": count_parameters(self.model, self.pruner.masks()),
-            "params_original": self.original_params,
+            # Table 1's "Params. After Pruning": every parameter minus the masked-out or removed ones.
+            "params_kept": count_parameters(self.model, self.pruner.masks()),
+            "params_total": self.original_params,
             "coreset_size": self.budget if self.cfg.coreset.enabled else len(self.train_set),
             "train_size": len(self.train_set),
             "relative_flops": last["relative_flops"],
@@ -525,8 +527,15 @@ class Interrupted(Exception):
         super().__init__(f"{signal_name} at epoch {epoch}, after batch {batch}")
         self.signal_name, self.epoch, self.batch, self.path = signal_name, epoch, batch, path
 
+    def __reduce__(self) -> tuple[Any, ...]:  # crosses process boundaries (sweep workers)
+        return Interrupted, (self.signal_name, self.epoch, self.batch, self.path)
+
 
 class NonFiniteLoss(Exception):
-    def __init__(self, epoch: int, batch: int, ce: float, kl: float) -> None:
+    def __init__(self, epoch: int, batch: int, ce: float, kl: float, last_checkpoint: Path | None) -> None:
         super().__init__(f"non-finite loss at epoch {epoch}, batch {batch} (CE {ce}, KL {kl})")
-        self.epoch, self.batch = epoch, batch
+        self.epoch, self.batch, self.last_checkpoint = epoch, batch, last_checkpoint
+        self.ce, self.kl = ce, kl
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return NonFiniteLoss, (self.epoch, self.batch, self.ce, self.kl, self.last_checkpoint)

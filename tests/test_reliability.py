@@ -174,3 +174,17 @@ def test_a_finished_run_resumes_to_the_same_summary(tmp_path):
     assert again.exit_code == 0, again.output
     after = json.loads((tmp_path / "done" / "summary.json").read_text())
     assert after["test_acc"] == before["test_acc"] and len(metrics(tmp_path / "done")) == 8
+
+
+def test_an_interrupted_sweep_continues_its_cell_from_the_checkpoint(tmp_path):
+    args = ["sweep", "--method", "swast-cut", "--seeds", "0", "--sweep-dir", str(tmp_path / "sw"), *QUICK,
+            "--plugin", FAULTS, "--pruner", "test.rigl_signal", "--set", "pruner.options.signal_at_step=100"]
+    first = invoke(*args)
+    assert first.exit_code == 130, first.output
+    assert "Sweep interrupted" in first.output
+    cell = next(p for p in (tmp_path / "sw").iterdir() if p.is_dir())
+    assert final_state(cell)["progress"]["epoch"] == 7
+    second = invoke(*args)
+    assert second.exit_code == 0, second.output
+    assert "Resuming" in second.output
+    assert [r["epoch"] for r in metrics(cell)] == list(range(1, 9))

@@ -1,0 +1,1 @@
+"""Analyses of the paper that need no training (the polynomial experiments of Figure 1)."""
