@@ -3,10 +3,12 @@ run (registry -> builder -> DataSplits), and the errors a user sees when the fil
 
 from __future__ import annotations
 
+import urllib.error
 from pathlib import Path
 
 import pytest
 import torch
+import torchvision
 from click.testing import CliRunner
 from dataset_files import (
     write_cifar,
@@ -233,8 +235,9 @@ def run_config(tmp_path, sets=None, **flags):
 
 def test_swast_cut_on_cifar_files_learns_and_records_the_flipped_labels(tmp_path, monkeypatch):
     write_cifar(tmp_path / "data", monkeypatch, per_class=30)
-    cfg = run_config(tmp_path, **{"data.dataset": "cifar10", "data.root": str(tmp_path / "data"), "data.label_noise": 0.2,
-                                  "data.noise_type": "asymmetric", "coreset.fraction": 0.5, "coreset.selector": "random"})
+    cfg = run_config(tmp_path, ["model.options.width=8"], **{
+        "data.dataset": "cifar10", "data.root": str(tmp_path / "data"), "data.label_noise": 0.2, "data.noise_type": "asymmetric",
+        "coreset.fraction": 0.5, "coreset.selector": "random"})
     trainer = Trainer(cfg, tmp_path / "run")
     summary = trainer.fit()
     assert [r["phase"] for r in trainer.history] == ["warm-up", "warm-up", "coreset", "coreset"]
@@ -271,3 +274,21 @@ def test_every_dataset_and_preset_is_documented():
         assert f"| `{name}` |" in guide, name
     for preset in (root / "configs").glob("*.yaml"):
         assert preset.name in guide or preset.name in (root / "README.md").read_text(), preset.name
+
+
+@pytest.mark.parametrize("name", ["cifar10", "fashion-mnist"])
+def test_download_happens_only_when_asked_and_a_failed_one_is_a_usage_error(tmp_path, monkeypatch, name):
+    calls = []
+
+    def offline(url, *args, **kwargs):
+        calls.append(url)
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torchvision.datasets.cifar, "download_and_extract_archive", offline)
+    monkeypatch.setattr(torchvision.datasets.mnist, "download_and_extract_archive", offline)
+    with pytest.raises(UsageError, match="not found"):
+        build(name, tmp_path)
+    assert calls == []
+    with pytest.raises(UsageError, match="data.options.download: downloading .* failed"):
+        build(name, tmp_path, download=True)
+    assert calls and all(url.startswith("http") for url in calls)

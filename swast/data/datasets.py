@@ -33,6 +33,11 @@ def missing(dataset: str, root: str | Path | None, layout: str, get: str) -> Usa
     return UsageError(f"data.root (--data-root): dataset '{dataset}' not found ({where}). Expected {layout}. {get}")
 
 
+def download_failed(dataset: str, root: str | Path, exc: Exception) -> UsageError:
+    return UsageError(f"data.options.download: downloading {dataset} into '{root}' failed ({exc}); "
+                      "without a network, copy the files there and leave download off")
+
+
 def require_root(dataset: str, root: str | None, layout: str, get: str) -> Path:
     if root is None or not Path(root).is_dir():
         raise missing(dataset, root, layout, get)
@@ -60,7 +65,10 @@ def build_fashion_mnist(root: str | None, val_fraction: float, split_seed: int, 
     """Zalando's Fashion-MNIST, 60k+10k 28x28 grey images, from the IDX .gz files (Debian: no download)."""
     folder = Path(root or FASHION_MNIST_ROOT)
     if download:
-        torchvision.datasets.FashionMNIST(str(folder), download=True)  # writes FashionMNIST/raw/*.gz
+        try:
+            torchvision.datasets.FashionMNIST(str(folder), download=True)  # writes FashionMNIST/raw/*.gz
+        except (RuntimeError, OSError) as exc:
+            raise download_failed("fashion-mnist", folder, exc) from exc
     names = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
     found = []
     for name in names:
@@ -93,7 +101,7 @@ def build_cifar(dataset: str, cls: type, folder_name: str, root: str | None, val
     except RuntimeError as exc:  # torchvision: files missing or failing their checksum
         raise missing(dataset, root, layout, f"{get} (torchvision: {exc})") from exc
     except OSError as exc:  # a download that could not reach the server
-        raise UsageError(f"data.options.download: downloading {dataset} into '{root}' failed: {exc}") from exc
+        raise download_failed(dataset, root, exc) from exc
 
     def tensors(split: torchvision.datasets.CIFAR10) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.from_numpy(split.data).permute(0, 3, 1, 2).float().div_(255), torch.tensor(split.targets, dtype=torch.long)

@@ -51,8 +51,9 @@ def take_subset(dataset: IndexedDataset, size: int | float, seed: int) -> Indexe
     return dataset.subset(torch.from_numpy(np.sort(kept)))
 
 
-def finish(pool: IndexedDataset, train: np.ndarray, val: np.ndarray, test: IndexedDataset, input_shape: tuple[int, ...],
-           class_flips: dict[int, int] | None) -> DataSplits:
+def make_splits(pool: IndexedDataset, train: np.ndarray, val: np.ndarray, test: IndexedDataset, input_shape: tuple[int, ...],
+                class_flips: dict[int, int] | None) -> DataSplits:
+    """Cut the training pool into the train and validation splits; validation is never augmented."""
     classes = pool.classes or []
     return DataSplits(
         train=pool.subset(torch.from_numpy(train)),
@@ -90,7 +91,7 @@ def tensor_splits(
     augment = CropFlip(padding, -mean / std) if padding else None
     pool = IndexedDataset(normalise(images), labels, augment=augment, classes=classes)
     test = IndexedDataset(normalise(test_images), test_labels, classes=classes)
-    return finish(pool, train, val, test, tuple(images.shape[1:]), class_flips)
+    return make_splits(pool, train, val, test, tuple(images.shape[1:]), class_flips)
 
 
 def file_splits(
@@ -120,4 +121,4 @@ def file_splits(
     pool = IndexedDataset(inputs, torch.from_numpy(labels), augment=crop_flip, classes=classes)
     test_labels = torch.tensor([label for _, label in test_samples], dtype=torch.long)
     test = IndexedDataset(test_inputs, test_labels, classes=classes)
-    return finish(pool, train, val, test, (channels, image_size, image_size), class_flips)
+    return make_splits(pool, train, val, test, (channels, image_size, image_size), class_flips)
