@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -49,7 +50,9 @@ def main() -> None:
     torch.set_num_threads(1)
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     rows = [measure(batch, size, device, args.repeats) for device in devices for batch, size in ((128, 32), (256, 64))]
-    result = {"machine": platform.machine(), "torch": torch.__version__, "threads": 1, "results": rows}
+    load = [round(x, 1) for x in os.getloadavg()]  # a shared machine: say how busy it was
+    result = {"machine": platform.machine(), "cpus": os.cpu_count(), "load_average": load, "torch": torch.__version__,
+              "threads": 1, "results": rows}
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
