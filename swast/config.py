@@ -7,6 +7,7 @@ the fix.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from swast.errors import UsageError
 from swast.registry import closest
@@ -52,8 +53,24 @@ class DataConfig(_Section):
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     split_seed: int = 0
     label_noise: float = Field(0.0, ge=0.0, lt=1.0)
+    noise_type: Literal["symmetric", "asymmetric"] = "symmetric"
+    subset: int | float | None = None
     num_workers: int = Field(0, ge=0)
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("subset", mode="before")
+    @classmethod
+    def _count_or_fraction(cls, value: Any) -> Any:
+        """An integer is a sample count, a float a share of the training split (so 1 and 1.0 differ)."""
+        if isinstance(value, str):  # from the --subset flag
+            with contextlib.suppress(yaml.YAMLError):
+                value = yaml.safe_load(value)
+        ok = value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 1) or (
+            isinstance(value, float) and 0.0 < value <= 1.0
+        )
+        if not ok:
+            raise ValueError("must be a sample count (an integer >= 1) or a fraction in (0, 1]")
+        return value
 
 
 class ModelConfig(_Section):
@@ -204,6 +221,8 @@ FLAGS: list[Flag] = [
     Flag("--sp-weight", "state_preservation.weight", float, "lambda: weight of the state-preservation KL term"),
     Flag("--sp", "state_preservation.enabled", bool, "state preservation on/off (default: by method)"),
     Flag("--label-noise", "data.label_noise", float, "share of training labels replaced by a wrong class"),
+    Flag("--noise-type", "data.noise_type", str, "symmetric (any other class) | asymmetric (class flips, see docs/DATASETS.md)"),
+    Flag("--subset", "data.subset", str, "train on a class-stratified sample: a count (>= 1) or a fraction in (0, 1]"),
     Flag("--seed", "seed", int, "random seed (model init, noise, selection, batches)"),
     Flag("--batch-size", "train.batch_size", int, "minibatch size"),
     Flag("--lr", "train.lr", float, "initial learning rate"),

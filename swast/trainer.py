@@ -25,7 +25,8 @@ from swast import checkpoint, registry
 from swast.config import RunConfig
 from swast.data.indexed import DataSplits, IndexedDataset
 from swast.data.loading import count_batches, iterate_batches
-from swast.data.noise import apply_symmetric_noise
+from swast.data.noise import apply_label_noise
+from swast.data.splits import take_subset
 from swast.errors import UsageError
 from swast.flops import FlopsModel
 from swast.loggers import RunLog
@@ -82,9 +83,14 @@ def load_data(cfg: RunConfig) -> DataSplits:
         splits: DataSplits = builder(cfg.data.root, cfg.data.val_fraction, cfg.data.split_seed, **cfg.data.options)
     except TypeError as exc:
         raise UsageError(f"data.options: dataset '{cfg.data.dataset}' rejected its options: {exc}") from exc
+    if cfg.data.subset is not None:
+        splits.train = take_subset(splits.train, cfg.data.subset, cfg.data.split_seed)
     if cfg.data.label_noise > 0:
         generator = torch.Generator().manual_seed(cfg.seed)
-        apply_symmetric_noise(splits.train, splits.num_classes, cfg.data.label_noise, generator)
+        apply_label_noise(splits, cfg.data.noise_type, cfg.data.label_noise, generator)
+    for split in (splits.train, splits.val, splits.test):
+        if split is not None:
+            split.num_workers = cfg.data.num_workers
     return splits
 
 
@@ -246,8 +252,7 @@ class Trainer:
         self._forward_flops = None  # re-read the densities once per epoch (and on every reported change)
         batches = iterate_batches(
             self.train_set, ids, self.cfg.train.batch_size, shuffle=True, augment=True, weights=weights,
-            generator=self.epoch_order(progress.epoch), num_workers=self.cfg.data.num_workers,
-            start_batch=progress.batch,
+            generator=self.epoch_order(progress.epoch), start_batch=progress.batch,
         )
         sums = torch.tensor(progress.sums, device=self.device)
         skipping = self.cfg.train.nonfinite == "skip"

@@ -2,6 +2,6 @@
 
 from swast.data.indexed import DataSplits, IndexedDataset
 from swast.data.loading import iterate_batches
-from swast.data.noise import apply_symmetric_noise
+from swast.data.noise import apply_label_noise, apply_symmetric_noise
 
-__all__ = ["DataSplits", "IndexedDataset", "apply_symmetric_noise", "iterate_batches"]
+__all__ = ["DataSplits", "IndexedDataset", "apply_label_noise", "apply_symmetric_noise", "iterate_batches"]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 
 BatchTransform = Callable[[Tensor], Tensor]
 
@@ -20,7 +20,8 @@ class IndexedDataset(Dataset):
     index (image folders). ``labels`` are the labels training sees (noisy where noise was applied);
     ``clean_labels`` keep the truth so reports can say which samples are noisy.
     ``augment`` is applied to training batches only; selection, state recording and evaluation see the
-    plain view.
+    plain view. ``num_workers`` is how many DataLoader processes decode a file-backed split, in every
+    pass over it (training, selection, state recording, evaluation).
     """
 
     def __init__(
@@ -36,6 +37,7 @@ class IndexedDataset(Dataset):
         self.clean_labels = self.labels.clone()
         self.augment = augment
         self.classes = classes
+        self.num_workers = 0
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -60,6 +62,15 @@ class IndexedDataset(Dataset):
             x = self.augment(x)
         return x, self.labels.index_select(0, ids.to(self.labels.device))
 
+    def subset(self, ids: Tensor, *, augment: bool = True) -> IndexedDataset:
+        """The samples ``ids`` as a split of their own, numbered 0..len(ids)-1 (how validation splits and
+        quick-run subsets are cut; files are shared, in-memory inputs copied)."""
+        ids = ids.long().cpu()
+        inputs = self.inputs.index_select(0, ids.to(self.inputs.device)) if isinstance(self.inputs, Tensor) else Subset(self.inputs, ids.tolist())
+        part = IndexedDataset(inputs, self.labels.cpu()[ids], augment=self.augment if augment else None, classes=self.classes)
+        part.clean_labels = self.clean_labels.cpu()[ids]
+        return part
+
     def to(self, device: torch.device) -> IndexedDataset:
         """Move in-memory inputs and labels to ``device`` once, so batches need no copies."""
         if isinstance(self.inputs, Tensor):
@@ -76,3 +87,4 @@ class DataSplits:
     test: IndexedDataset
     num_classes: int
     input_shape: tuple[int, ...]
+    class_flips: dict[int, int] | None = None  # the dataset's asymmetric-noise mapping (see noise.py)

@@ -28,14 +28,21 @@ def count_batches(n: int, batch_size: int) -> int:
 
 
 class _Fetch(Dataset):
-    def __init__(self, dataset: IndexedDataset, ids: Tensor) -> None:
-        self.dataset, self.ids = dataset, ids
+    """Samples of a file-backed split. Augmentation runs here, on a batch of one, so that it happens in
+    the DataLoader workers alongside decoding instead of in the training process; labels are read from
+    a CPU copy because workers cannot touch CUDA tensors."""
+
+    def __init__(self, dataset: IndexedDataset, ids: Tensor, augment: bool) -> None:
+        self.inputs, self.labels, self.ids = dataset.inputs, dataset.labels.cpu(), ids
+        self.augment = dataset.augment if augment else None
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def __getitem__(self, pos: int) -> tuple[Tensor, Tensor, int]:
-        return self.dataset[int(self.ids[pos])]
+        i = int(self.ids[pos])
+        x = self.inputs[i]
+        return (self.augment(x[None])[0] if self.augment is not None else x), self.labels[i], i
 
 
 def iterate_batches(
@@ -47,11 +54,12 @@ def iterate_batches(
     augment: bool,
     weights: Tensor | None = None,
     generator: torch.Generator | None = None,
-    num_workers: int = 0,
+    num_workers: int | None = None,
     start_batch: int = 0,
 ) -> Iterator[Batch]:
     """Yield ``(x, y, ids, weights)`` batches covering ``ids`` once (shuffled when asked), from batch
-    ``start_batch`` on (a resumed epoch replays the same order and skips what it already trained)."""
+    ``start_batch`` on (a resumed epoch replays the same order and skips what it already trained).
+    File-backed splits are decoded by ``num_workers`` processes (default: the split's own)."""
     order = torch.randperm(len(ids), generator=generator) if shuffle else torch.arange(len(ids))
     ids = ids.cpu()[order]
     w = weights.cpu()[order] if weights is not None else None
@@ -63,11 +71,9 @@ def iterate_batches(
             yield x, y, batch_ids, (w[s].to(x.device) if w is not None else None)
         return
     loader = DataLoader(
-        _Fetch(dataset, ids),
+        _Fetch(dataset, ids, augment),
         batch_sampler=[list(range(s.start, s.stop)) for s in slices],
-        num_workers=num_workers,
+        num_workers=dataset.num_workers if num_workers is None else num_workers,
     )
     for s, (x, y, batch_ids) in zip(slices, loader):
-        if augment and dataset.augment is not None:
-            x = dataset.augment(x)
         yield x, y, batch_ids, (w[s] if w is not None else None)
