@@ -147,8 +147,8 @@ def execute(cfg: RunConfig, run_dir: Path, state: dict[str, Any] | None = None) 
         task = progress.add_task(f"{cfg.method} on {cfg.data.dataset}", total=cfg.train.epochs, completed=trainer.epoch, status="")
 
         def on_epoch(record: dict[str, Any]) -> None:
-            status = f"{record['phase']:>7}  acc {record['test_acc']:.3f}  density {record['density']:.2f}"
-            progress.update(task, advance=1, status=status)
+            acc = "" if record["test_acc"] is None else f"  acc {record['test_acc']:.3f}"
+            progress.update(task, advance=1, status=f"{record['phase']:>7}{acc}  density {record['density']:.2f}")
 
         summary = trainer.fit(on_epoch)
     trainer.log.finish(summary)

@@ -127,6 +127,7 @@ class CheckpointConfig(_Section):
 
 
 class LoggingConfig(_Section):
+    eval_every: int = Field(1, ge=1)
     wandb: bool = False
     wandb_project: str = "swast"
     progress: bool = True

@@ -114,8 +114,8 @@ def overfitting_gap(cells: Cells) -> Figure | str:
 def noisy_clean_loss(cells: Cells) -> Figure | str:
     """Fig. 5c: loss on the noisy training samples over the loss on the clean ones, per epoch."""
 
-    def ratio(run: Run) -> list[float]:
-        return [r["train_loss_noisy"] / r["train_loss_clean"] for r in run.metrics
+    def ratio(run: Run) -> list[tuple[int, float]]:
+        return [(r["epoch"], r["train_loss_noisy"] / r["train_loss_clean"]) for r in run.metrics
                 if r.get("train_loss_noisy") is not None and r.get("train_loss_clean")]
 
     keys = [k for k, runs in cells.items() if all(ratio(r) for r in runs)]
@@ -125,8 +125,9 @@ def noisy_clean_loss(cells: Cells) -> Figure | str:
     fig, axes = panels(len(groups), "Fig. 5c: loss on noisy / loss on clean training samples (higher: less memorisation)")
     for ax, (size, members) in zip(axes, groups):
         for key in members:
-            y = mean_curve([ratio(r) for r in cells[key]])
-            ax.plot(np.arange(1, len(y) + 1), y, color=color(key), label=label(key))
+            curves = [ratio(r) for r in cells[key]]
+            y = mean_curve([[value for _, value in curve] for curve in curves])
+            ax.plot([epoch for epoch, _ in curves[0]][: len(y)], y, color=color(key), label=label(key))
         ax.set(title=regime(size), xlabel="epoch", ylabel="noisy / clean loss")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     legend(fig, axes)

@@ -378,9 +378,15 @@ class Trainer:
         assert self.progress is not None
         raise Interrupted(str(self.stop_requested), self.progress.epoch, self.progress.batch, path)
 
+    def evaluates(self, epoch: int) -> bool:
+        """Evaluation passes (test, validation, noisy/clean losses) every ``logging.eval_every`` epochs
+        and at the last: on large data they can cost more than a coreset epoch."""
+        return epoch % self.cfg.logging.eval_every == 0 or epoch == self.cfg.train.epochs
+
     def epoch_record(self, progress: EpochProgress) -> dict[str, Any]:
-        test_loss, test_acc = self.evaluate(self.test_set)
-        val_loss, val_acc = self.evaluate(self.val_set) if self.val_set is not None else (None, None)
+        evaluate = self.evaluates(progress.epoch)
+        test_loss, test_acc = self.evaluate(self.test_set) if evaluate else (None, None)
+        val_loss, val_acc = self.evaluate(self.val_set) if evaluate and self.val_set is not None else (None, None)
         density = self.density()
         in_coreset = progress.phase == "coreset" and self.coreset is not None
         record: dict[str, Any] = {
@@ -409,11 +415,12 @@ class Trainer:
         if progress.missing_classes:
             record["coreset_missing_classes"] = progress.missing_classes
         if self.cfg.data.label_noise > 0:
-            # Fig. 5c: does the model memorise the flipped labels? Loss on noisy vs clean training samples.
-            losses, _ = self.per_sample(self.train_set)
             noisy = self.train_set.noisy
-            record["train_loss_noisy"] = float(losses[noisy].mean()) if bool(noisy.any()) else None
-            record["train_loss_clean"] = float(losses[~noisy].mean())
+            if evaluate:
+                # Fig. 5c: does the model memorise the flipped labels? Loss on noisy vs clean samples.
+                losses, _ = self.per_sample(self.train_set)
+                record["train_loss_noisy"] = float(losses[noisy].mean()) if bool(noisy.any()) else None
+                record["train_loss_clean"] = float(losses[~noisy].mean())
             if in_coreset and self.coreset is not None:
                 record["noisy_share"] = float(noisy[self.coreset.indices.to(self.device)].float().mean())
         return record
@@ -426,7 +433,7 @@ class Trainer:
             "selector": self.cfg.coreset.selector if self.cfg.coreset.enabled else None,
             "pruner": self.cfg.pruner.name if self.method_prunes else "none",
             "test_acc": last["test_acc"],
-            "best_test_acc": max(r["test_acc"] for r in self.history),
+            "best_test_acc": max(r["test_acc"] for r in self.history if r["test_acc"] is not None),
             "val_acc": last["val_acc"],
             "density": last["density"],
             "density_fc": last["density_fc"],

@@ -52,3 +52,12 @@ def test_noisy_share_is_logged_with_label_noise(make_trainer):
     # Fig. 5c's metric: loss on the flipped labels exceeds the loss on clean ones (no memorisation yet).
     last = trainer.history[-1]
     assert last["train_loss_noisy"] > last["train_loss_clean"]
+
+
+def test_evaluation_can_run_every_few_epochs(make_trainer):
+    trainer = make_trainer(**{"logging.eval_every": 3, "data.label_noise": 0.2})
+    summary = trainer.fit()
+    evaluated = [r["epoch"] for r in trainer.history if r["test_acc"] is not None]
+    assert evaluated == [3, 6, 8]  # every third epoch and always the last
+    assert [r["epoch"] for r in trainer.history if "train_loss_noisy" in r] == evaluated
+    assert summary["test_acc"] == trainer.history[-1]["test_acc"] is not None
