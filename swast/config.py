@@ -139,6 +139,7 @@ class RunConfig(_Section):
     method: MethodName = "swast-cut"
     seed: int = 0
     device: str = "auto"
+    threads: int | None = Field(None, ge=1)
     plugins: list[str] = Field(default_factory=list)
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -230,6 +231,7 @@ FLAGS: list[Flag] = [
     Flag("--optimizer", "train.optimizer", str, "sgd | adam"),
     Flag("--schedule", "train.schedule", str, "cosine | constant learning-rate schedule"),
     Flag("--device", "device", str, "auto | cpu | cuda | cuda:N"),
+    Flag("--threads", "threads", int, "CPU threads for torch (default: torch's choice; 1 on a busy shared machine)"),
     Flag("--name", "name", str, "run name: outputs go to OUTPUT_DIR/NAME"),
     Flag("--output-dir", "output_dir", str, "folder that holds run folders"),
     Flag("--wandb", "logging.wandb", bool, "also log to Weights & Biases (offline unless WANDB_MODE says otherwise)"),

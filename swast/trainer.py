@@ -100,6 +100,8 @@ class Trainer:
         self.run_dir = run_dir
         self.log = log
         seed_everything(cfg.seed)
+        if cfg.threads is not None:
+            torch.set_num_threads(cfg.threads)
         self.device = resolve_device(cfg.device)
         self.selector, pruner = build_components(cfg)
         self.method_prunes = cfg.prunes

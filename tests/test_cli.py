@@ -145,3 +145,16 @@ def test_list_shows_every_registry():
     assert result.exit_code == 0
     for name in ("swast-cut", "cords.gradmatch", "el2n", "random", "rigl", "none", "digits", "small_cnn", "resnet18"):
         assert name in result.output
+
+
+def test_threads_flag_sets_torch_threads(tmp_path):
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        result = invoke("run", *QUICK, "--threads", "1", "--output-dir", str(tmp_path))
+        assert result.exit_code == 0, result.output
+        assert torch.get_num_threads() == 1
+        config = yaml.safe_load((only_run(tmp_path) / "config.yaml").read_text())
+        assert config["threads"] == 1
+    finally:
+        torch.set_num_threads(before)
