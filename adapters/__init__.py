@@ -1,9 +1,9 @@
 """Implementations behind the registries: each module wraps one library or one selection rule.
 
-Importing this package registers the built-ins; heavy libraries (CORDS, rigl-torch) are imported only
-when a run uses them.
+Importing this package registers the built-ins; heavy libraries (CORDS, apricot, rigl-torch) are
+imported only when a run uses them. ``features`` is the model view the model-based selectors share.
 """
 
-from swast.adapters import cords_strategies, el2n, random_subset, rigl
+from swast.adapters import cords_strategies, el2n, features, moderate, random_subset, rigl
 
-__all__ = ["cords_strategies", "el2n", "random_subset", "rigl"]
+__all__ = ["cords_strategies", "el2n", "features", "moderate", "random_subset", "rigl"]
