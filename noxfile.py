@@ -38,3 +38,5 @@ def bench(session: nox.Session) -> None:
     """Speed benchmarks; results land in benchmarks/results/."""
     install(session)
     session.run("python", "benchmarks/epoch_time.py", *session.posargs)
+    session.run("python", "benchmarks/selection_time.py", "--datasets", "digits")
+    session.run("python", "benchmarks/selection_time.py", "--datasets", "fashion-mnist", "--repeats", "3")

@@ -178,7 +178,8 @@ class Precomputed:
 
     def _loader_gradients(self, split: str, loader: DataLoader, per_batch: bool) -> Tensor:
         rows = getattr(loader.dataset, "indices", None)  # CORDS' per-class loaders are Subsets
-        return self.gradients(split, None if rows is None else torch.as_tensor(rows), loader.batch_size if per_batch else None)
+        index = None if rows is None else torch.as_tensor(rows, dtype=torch.long)
+        return self.gradients(split, index, loader.batch_size if per_batch else None)
 
     def get_labels(self, valid: bool = False) -> None:
         self.trn_lbls = self.outputs("train")[0].labels.cpu()
@@ -201,7 +202,7 @@ class OrderedScores(Precomputed):
 
     def compute_score(self, model_params: Any, idxs: Any) -> None:
         per_batch = self.trainloader.batch_size if self.selection_type == "PerBatch" else None
-        g = self.gradients("train", torch.as_tensor(idxs), per_batch)
+        g = self.gradients("train", torch.as_tensor(idxs, dtype=torch.long), per_batch)
         sq = (g * g).sum(dim=1)
         dist = (sq.unsqueeze(1) + sq.unsqueeze(0) - 2.0 * (g @ g.T)).clamp_min_(0.0)
         dist.fill_diagonal_(0.0)  # exact, as CORDS' difference-based distance has it: argmax finds the pick

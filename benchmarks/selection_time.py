@@ -21,21 +21,25 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import math
 import platform
 import time
 from pathlib import Path
 from typing import Any
 
+import numba
 import numpy as np
 import torch
 
 from cords_stock import NativeCordsNet, StockGradMatch
 from epoch_time import median_ratio, timed
 from swast import registry
-from swast.adapters.cords_strategies import exact_budget
+from swast.adapters.cords_strategies import cords_module, exact_budget
+from swast.adapters.features import gradient_features, model_outputs
 from swast.config import build_config
 from swast.data.datasets import stratified_split
 from swast.data.indexed import DataSplits, IndexedDataset
+from swast.selection import SelectionContext
 from swast.trainer import Trainer
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -134,6 +138,39 @@ def gradmatch_vs_stock(trainer: Trainer, mode: str, repeats: int) -> dict[str, A
     return row
 
 
+def omp_solvers(trainer: Trainer, repeats: int) -> dict[str, Any]:
+    """CORDS' two OMP solvers on one real problem: class 0's per-sample gradient features (PerClass).
+    CORDS takes the numpy one when given the device string "cpu", the torch one for a torch.device."""
+    helpers = cords_module("gradmatchstrategy")
+    trainer.model.eval()
+    ctx = SelectionContext(
+        model=trainer.model, dataset=trainer.train_set, budget=trainer.budget, num_classes=trainer.data.num_classes,
+        device=trainer.device, epoch=2, total_epochs=10, batch_size=trainer.cfg.train.batch_size,
+        classifier=trainer.classifier, rng=np.random.default_rng(0), lr=trainer.cfg.train.lr,
+    )
+    out = model_outputs(ctx)
+    rows = torch.nonzero(out.labels == 0).flatten()
+    a = gradient_features(out.loss_gradient()[rows], out.embedding[rows], linear_layer=True).T.contiguous()
+    b = a.sum(dim=1)
+    nnz = math.ceil(trainer.budget * len(rows) / len(trainer.train_set))
+    picks: dict[str, int] = {}
+
+    def numpy_solver() -> None:
+        picks["numpy"] = int(np.count_nonzero(helpers.OrthogonalMP_REG(a.numpy(), b.numpy(), nnz=nnz, positive=True, lam=0)))
+
+    def torch_solver() -> None:
+        x = helpers.OrthogonalMP_REG_Parallel_V1(a, b, nnz=nnz, positive=True, lam=0.0, tol=1e-100, device=trainer.device)
+        picks["torch"] = int(torch.count_nonzero(x))
+
+    trainer.model.train()
+    timing = median_ratio(torch_solver, numpy_solver, repeats)
+    return {
+        "problem": f"{a.shape[0]} gradient dims x {a.shape[1]} samples, {nnz} picks requested",
+        "torch_vs_numpy": timing["ratio"], "torch_seconds": timing["a_seconds"], "numpy_seconds": timing["b_seconds"],
+        "picks_returned": picks,
+    }
+
+
 def selection_shares(trainer: Trainer, repeats: int) -> list[dict[str, Any]]:
     rows = []
     for name, options in SELECTORS:
@@ -156,10 +193,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--fraction", type=float, default=0.1, help="coreset budget as a fraction of the training split")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 keeps the two sides comparable)")
-    parser.add_argument("--out", default="benchmarks/results/selection_time.json")
+    parser.add_argument("--threads", type=int, default=1, help="torch and numba CPU threads (1 keeps the two sides comparable)")
+    parser.add_argument("--out", default=None, help="default: benchmarks/results/selection_time_<datasets>.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))  # apricot's parallel kernels (CRAIG)
     registry.datasets.add(FASHION_NAME, build_fashion, description="Fashion-MNIST from IDX files (benchmark only)")
     scratch = Path("benchmarks/results/scratch")
 
@@ -172,18 +210,21 @@ def main() -> None:
         start = time.perf_counter()
         trainer = warmed_trainer(FASHION_NAME if dataset == "fashion-mnist" else dataset, args, scratch)
         print(f"{dataset}: {len(trainer.train_set)} training samples, budget {trainer.budget}", flush=True)
+        solvers = omp_solvers(trainer, args.repeats)
+        print(f"  omp solvers {json.dumps(solvers)}", flush=True)
         gradmatch = []
         for mode in GRADMATCH_MODES:
             gradmatch.append(gradmatch_vs_stock(trainer, mode, args.repeats))
             print(f"  gradmatch {json.dumps(gradmatch[-1])}", flush=True)
         result["datasets"][dataset] = {
             "train_samples": len(trainer.train_set), "val_samples": len(trainer.val_set or []), "budget": trainer.budget,
-            "gradmatch_vs_stock": gradmatch, "target": "swast_vs_stock <= 1.0",
+            "gradmatch_vs_stock": gradmatch, "target": "swast_vs_stock <= 1.0", "cords_omp_solvers": solvers,
             "selection_share_of_epoch": selection_shares(trainer, args.repeats),
             "benchmark_seconds": time.perf_counter() - start,
         }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    out = Path(args.out or f"benchmarks/results/selection_time_{'_'.join(args.datasets)}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
 

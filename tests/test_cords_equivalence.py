@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from cords_stock import NativeCordsNet, StockGradMatch  # noqa: E402
 
 DEVICE = torch.device("cpu")
+pytestmark = pytest.mark.filterwarnings("ignore:.*pin_memory")  # CORDS' per-class loaders ask for pinned memory
 
 
 @pytest.fixture(scope="module")

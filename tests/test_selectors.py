@@ -275,3 +275,16 @@ def test_selectors_see_the_pruned_model_and_leave_it_unchanged(make_trainer, sel
         assert pruned_weights_zero, "the selector must see the model with its masks applied"
         assert unchanged, "selection must not modify the model"
     assert len(trainer.coreset) == trainer.budget
+
+
+def test_selectors_doc_names_every_built_in_selector_and_option():
+    import inspect
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[1] / "docs" / "SELECTORS.md").read_text()
+    built_in = [entry for entry in registry.selectors.entries() if entry.source == "built-in"]
+    assert len(built_in) >= 7
+    for entry in built_in:
+        assert f"| `{entry.name}` |" in doc, entry.name
+        for option in inspect.signature(entry.obj).parameters:
+            assert f"`{option}`" in doc, f"{entry.name}: option {option}"
