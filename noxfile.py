@@ -39,3 +39,5 @@ def bench(session: nox.Session) -> None:
     install(session)
     session.run("python", "benchmarks/epoch_time.py", *session.posargs)
     session.run("python", "benchmarks/structured_speedup.py")
+    session.run("python", "benchmarks/selection_time.py", "--datasets", "digits")
+    session.run("python", "benchmarks/selection_time.py", "--datasets", "fashion-mnist", "--repeats", "3")

@@ -7,7 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from swast.adapters.cords_strategies import CordsGradMatch, _CordsModel, _masked_gradmatch, pair_loader
+from swast.adapters.cords_strategies import CordsGradMatch, Precomputed, pair_loader, strategy_class
+from swast.adapters.features import ClassifierView
 from swast.data.datasets import build_digits
 from swast.models.zoo import resnet18, small_cnn
 from swast.selection import SelectionContext, to_coreset
@@ -41,7 +42,7 @@ def test_gradmatch_is_seeded_by_the_run():
 
 def test_torchvision_models_get_the_cords_forward_contract():
     model = resnet18(10, (1, 8, 8)).eval()
-    view = _CordsModel(model, "fc")
+    view = ClassifierView(model, "fc")
     x = torch.randn(4, 1, 8, 8)
     with view.capturing():
         logits, embedding = view(x, last=True, freeze=True)
@@ -55,17 +56,18 @@ def test_gradient_features_respect_the_fc_mask():
     torch.manual_seed(0)
     model = small_cnn(10, (1, 8, 8)).eval()
     mask = torch.rand(10, 128) > 0.9
-    splits = build_digits(None, 0.1, 0)
-    loader = pair_loader(splits.train, 32)
-    view = _CordsModel(model, "12")
-    strategy = _masked_gradmatch()(loader, loader, view, torch.nn.CrossEntropyLoss(reduction="none"), 0.05,
-                                   torch.device("cpu"), 10, True, "PerClass", None)
-    strategy.fc_mask = mask
-    with view.capturing():
-        strategy.compute_gradients()
-    weight_grads = strategy.grads_per_elem[:, 10:]
-    assert torch.count_nonzero(weight_grads[:, ~mask.flatten()]) == 0
-    assert torch.count_nonzero(weight_grads[:, mask.flatten()]) > 0
+    ctx = context(model, masks={"12.weight": mask})
+    loader = pair_loader(ctx.dataset, 32)
+    view = ClassifierView(model, "12")
+    strategy = strategy_class("gradmatchstrategy", "GradMatchStrategy", Precomputed)(
+        loader, loader, view, torch.nn.CrossEntropyLoss(reduction="none"), 0.05, torch.device("cpu"), 10, True, "PerClass", None
+    )
+    strategy.precompute(ctx)
+    for per_batch in (False, True):
+        strategy.compute_gradients(perBatch=per_batch)
+        weight_grads = strategy.grads_per_elem[:, 10:]
+        assert torch.count_nonzero(weight_grads[:, ~mask.flatten()]) == 0
+        assert torch.count_nonzero(weight_grads[:, mask.flatten()]) > 0
 
 
 def test_gradmatch_weights_reach_the_training_loss(make_trainer):
