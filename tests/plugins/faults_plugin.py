@@ -59,3 +59,19 @@ def digits_with_a_nan(root, val_fraction, split_seed):
     splits = build_digits(root, val_fraction, split_seed)
     splits.train.inputs[7] = float("nan")
     return splits
+
+
+@swast.register_selector("test.signal_on_second_selection")
+class SignalOnSecondSelection:
+    """A seeded random coreset that sends SIGINT to its own process during its second selection."""
+
+    forward_passes = 0.0  # as the built-in random selector, so the FLOPs account matches it
+
+    def __init__(self):
+        self.calls = 0
+
+    def select(self, ctx):
+        self.calls += 1
+        if self.calls == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return torch.as_tensor(ctx.rng.choice(len(ctx.dataset), size=ctx.budget, replace=False))
