@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
+import subprocess
 import sys
-import textwrap
+from pathlib import Path
 
 import pytest
+import torch
+from click.testing import CliRunner
 
 import swast
 from swast import registry
+from swast.cli import main
+from swast.data.datasets import build_digits
 from swast.errors import UsageError
 
 
@@ -45,31 +51,24 @@ def test_options_are_checked_against_the_constructor():
     assert registry.selectors.create("el2n", {"switch_at": None}, field="f", options_field="o").switch_at is None
 
 
-def test_entry_point_selectors_are_discovered(tmp_path, monkeypatch):
-    """A real installed distribution (a dist-info folder on sys.path) registering via swast.selectors."""
-    package = tmp_path / "thirdparty_sel"
-    package.mkdir()
-    (package / "__init__.py").write_text(textwrap.dedent('''
-        import torch
-
-        class Every2nd:
-            """Every second sample id."""
-
-            def select(self, ctx):
-                return torch.arange(0, 2 * ctx.budget, 2)
-    '''))
-    dist = tmp_path / "thirdparty_sel-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: thirdparty-sel\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[swast.selectors]\nthirdparty.every2nd = thirdparty_sel:Every2nd\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
+def test_an_installed_package_registers_a_selector_by_entry_point(tmp_path, monkeypatch):
+    """The example package in examples/, installed by pip (no network: no dependencies, no build isolation)."""
+    package = Path(__file__).parents[1] / "examples" / "swast-example-selectors"
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--target", str(target), str(package)], check=True, capture_output=True)
+    monkeypatch.syspath_prepend(str(target))
     importlib.invalidate_caches()
-    fresh = registry.Registry("selector", "swast.selectors")
-    cls = fresh.get("thirdparty.every2nd")
-    assert cls.__name__ == "Every2nd"
-    entry = next(e for e in fresh.entries() if e.name == "thirdparty.every2nd")
-    assert entry.source == "entry point (thirdparty-sel)"
-    sys.modules.pop("thirdparty_sel", None)
+    monkeypatch.setattr(registry.selectors, "_entry_points_loaded", False)
+    entry = next(e for e in registry.selectors.entries() if e.name == "example.class_balanced_random")
+    assert entry.source == "entry point (swast-example-selectors)"
+    result = CliRunner().invoke(main, ["run", "--selector", "example.class_balanced_random", "--epochs", "4", "--warmup", "1",
+                                       "--no-progress", "--output-dir", str(tmp_path / "runs"), "--name", "ep"])
+    assert result.exit_code == 0, result.output
+    coreset = torch.load(tmp_path / "runs" / "ep" / "checkpoint.pt", weights_only=False)["coreset"]["indices"]
+    labels = build_digits(None, 0.1, 0).train.labels[coreset]
+    assert torch.bincount(labels, minlength=10).min() >= len(coreset) // 10  # class-balanced, as the package says
+    sys.modules.pop("swast_example_selectors", None)
 
 
 def test_a_broken_plugin_is_reported(tmp_path):
