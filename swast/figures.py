@@ -7,12 +7,15 @@ logged is skipped with a note that says what would produce them.
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.container import ErrorbarContainer
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, NullFormatter
@@ -210,10 +213,40 @@ FIGURES: dict[str, Callable[[Cells], Figure | str]] = {
 }
 
 
+def plotted_points(fig: Figure) -> list[dict[str, Any]]:
+    """Every labelled point of a drawn figure, read back from its artists so that the numbers are exactly
+    those plotted: series means, error bars (std over seeds) and baselines drawn as horizontal lines
+    (x left empty: they hold for every x)."""
+    points: list[dict[str, Any]] = []
+
+    def add(ax: Axes, series: str, x: object, y: float, err: float | str = "") -> None:
+        points.append({"panel": ax.get_title(), "series": series, "x_label": ax.get_xlabel(), "x": x,
+                       "y_label": ax.get_ylabel(), "y": float(y), "y_std": err})
+
+    for ax in fig.axes:
+        for container in ax.containers:
+            if isinstance(container, ErrorbarContainer):
+                data_line, _, bars = container.lines
+                segments = bars[0].get_segments() if bars else [None] * len(data_line.get_xdata())
+                for x, y, seg in zip(data_line.get_xdata(), data_line.get_ydata(), segments):
+                    add(ax, container.get_label(), float(x), y, "" if seg is None else float(seg[1][1] - seg[0][1]) / 2)
+        for line in ax.lines:
+            name = str(line.get_label())
+            if name.startswith("_"):
+                continue
+            if line.get_transform() is not ax.transData:  # axhline: a constant across the panel
+                add(ax, name, "", line.get_ydata()[0])
+                continue
+            for x, y in zip(line.get_xdata(), line.get_ydata()):
+                add(ax, name, float(x), y)
+    return points
+
+
 def write_figures(runs: list[Run], out_dir: Path) -> tuple[list[Path], list[str]]:
-    """One PNG per figure and (dataset, model); a note for each figure skipped for lack of data."""
+    """One PNG per figure and (dataset, model), and ``figures.csv`` with the numbers plotted in them; a note
+    for each figure skipped for lack of data."""
     cells = by_cell(runs)
-    written, notes = [], []
+    written, notes, rows = [], [], []
     out_dir.mkdir(parents=True, exist_ok=True)
     for dataset, model in sorted({(k.dataset, k.model) for k in cells}):
         group = {k: v for k, v in cells.items() if (k.dataset, k.model) == (dataset, model)}
@@ -225,4 +258,12 @@ def write_figures(runs: list[Run], out_dir: Path) -> tuple[list[Path], list[str]
             path = out_dir / f"{name}_{dataset}_{model}.png"
             result.savefig(path, dpi=120)
             written.append(path)
+            rows += [{"figure": name, "dataset": dataset, "model": model, **point} for point in plotted_points(result)]
+    if rows:
+        csv_path = out_dir / "figures.csv"
+        with csv_path.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        written.append(csv_path)
     return written, notes

@@ -15,6 +15,8 @@ from swast.config import build_config, dump_yaml
 from swast.results import read_run
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+FIGURE_NAMES = ["fig5a_noisy_share", "fig5b_overfitting_gap", "fig5c_noisy_clean_loss", "fig6a_accuracy_vs_prune_rate",
+                "fig6b_accuracy_vs_flops"]
 
 
 def noisy_metrics(epochs: int = 6, share: float = 0.2, gap: float = 0.1) -> list[dict[str, Any]]:
@@ -91,12 +93,29 @@ def test_table_has_means_stds_differences_and_marks(sweep_dir):
 def test_all_figures_are_written_from_the_metrics(sweep_dir):
     result = report(str(sweep_dir), "--out", str(sweep_dir.parent / "out"))
     assert result.exit_code == 0, result.output
-    names = ["fig5a_noisy_share", "fig5b_overfitting_gap", "fig5c_noisy_clean_loss", "fig6a_accuracy_vs_prune_rate",
-             "fig6b_accuracy_vs_flops"]
-    for name in names:
+    for name in FIGURE_NAMES:
         png = sweep_dir.parent / "out" / f"{name}_digits_small_cnn.png"
         assert png.read_bytes()[:8] == PNG_MAGIC, name
     assert "skipped" not in result.output
+
+
+def test_figures_csv_holds_the_plotted_numbers(sweep_dir):
+    result = report(str(sweep_dir))
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader((sweep_dir / "report" / "figures.csv").open()))
+
+    def pick(figure: str, series: str, x: str) -> dict[str, str]:
+        return next(r for r in rows if r["figure"].startswith(figure) and r["series"].startswith(series) and r["x"] == x)
+
+    cut = pick("fig6a", "swast-cut", "0.5")  # accuracies 86, 88
+    assert float(cut["y"]) == pytest.approx(87.0) and float(cut["y_std"]) == pytest.approx(2**0.5)
+    assert pick("fig6b", "prune-only", "0.75")["y"] == "91.0"  # relative FLOPs 1 - 0.5 * 0.5
+    baseline = pick("fig5b", "coreset-only", "")  # a dashed line: the same gap at every prune rate
+    assert float(baseline["y"]) == pytest.approx(0.1)
+    assert float(pick("fig5b", "swast-cut", "0.5")["y"]) == pytest.approx(0.05)
+    shares = [float(r["y"]) for r in rows if r["figure"].startswith("fig5a") and r["series"] == "coreset-only"]
+    assert shares == pytest.approx([100 * (0.3 - 0.01 * e) for e in (3, 5)])  # the selection epochs
+    assert {r["figure"] for r in rows} == set(FIGURE_NAMES) and {(r["dataset"], r["model"]) for r in rows} == {("digits", "small_cnn")}
 
 
 def test_figures_without_their_data_are_skipped_with_a_note(tmp_path):
