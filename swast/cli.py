@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import multiprocessing
+import os
 import shutil
 import signal
 import sys
@@ -189,6 +191,28 @@ def stop_on_signals(trainer: Any) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def sigterm_reaches_workers(received: list[int]) -> Iterator[None]:
+    """A terminal's Ctrl-C reaches every process of the sweep, but SIGTERM (``kill``, a batch scheduler) only
+    the one it is sent to: pass it on to the worker processes, so that each checkpoints its cell and stops as
+    a run does. Without workers it stops the sweep between cells (a cell in progress handles it itself)."""
+
+    def forward(signum: int, _frame: Any) -> None:
+        received.append(signum)
+        workers = multiprocessing.active_children()
+        for worker in workers:
+            if worker.pid is not None:
+                os.kill(worker.pid, signum)
+        if not workers:
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, forward)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
 def reports_training_stops() -> Iterator[None]:
     """Turn a run that stopped on purpose (a signal, a non-finite loss) into a message and an exit code."""
     from swast.trainer import Interrupted, NonFiniteLoss
@@ -302,14 +326,17 @@ def sweep(config_file: str | None, method: str | None, coreset: str | None, prun
         registry.load_plugin(plugin)
     axes = {"method": method, "coreset": coreset, "prune_rate": prune_rate, "seeds": seeds}
     grid = sweeping.plan(config_file, axes, _config_flags(flags), list(sets), sweep_dir, plugins)
+    received: list[int] = []
     try:
-        counts = sweeping.run(grid, workers, _progress(grid.progress, unit="cells"))
-    except (KeyboardInterrupt, Interrupted):
+        with sigterm_reaches_workers(received):
+            counts = sweeping.run(grid, workers, _progress(grid.progress, unit="cells"))
+    except (KeyboardInterrupt, Interrupted) as stop:
         console.print(
             "[yellow]Sweep interrupted.[/] Run the same command again: finished cells are skipped and an "
             "interrupted cell continues from its checkpoint.", highlight=False, soft_wrap=True,
         )
-        sys.exit(130)
+        signum = received[-1] if received else getattr(signal, stop.signal_name) if isinstance(stop, Interrupted) else signal.SIGINT
+        sys.exit(128 + int(signum))
     out.print(f"sweep {grid.directory}: {len(grid.configs)} cells, done {counts['done']}, skipped {counts['skipped']}, "
               f"failed {counts['failed']}", highlight=False)
     if counts["failed"]:

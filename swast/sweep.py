@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import threading
 import time
 import traceback
 from collections.abc import Iterable, Iterator
@@ -259,6 +261,18 @@ def run_cell(config: dict[str, Any], run_dir: str) -> CellResult:
     return CellResult(str(cfg.name), "done", None, time.perf_counter() - start)
 
 
+def run_cell_in_worker(config: dict[str, Any], run_dir: str) -> CellResult:
+    """``run_cell`` in a worker process, which stops taking cells once one of them was interrupted."""
+    global _worker_stopping
+    if _worker_stopping:
+        raise KeyboardInterrupt  # the sweep is stopping: this cell is left for the next run of the command
+    try:
+        return run_cell(config, run_dir)
+    except Interrupted:
+        _worker_stopping = True
+        raise
+
+
 def resumable_state(folder: Path, cfg: RunConfig) -> dict[str, Any] | None:
     """The checkpoint of an interrupted cell with this very config, to continue instead of restarting."""
     from swast import checkpoint
@@ -272,9 +286,33 @@ def resumable_state(folder: Path, cfg: RunConfig) -> dict[str, Any] | None:
     return state if state["config"] == cfg.model_dump() else None
 
 
+# Set in a worker process once it was told to stop: it then takes no further cell. ProcessPoolExecutor may
+# already have handed it the next one, which would otherwise train to the end while the sweep waits.
+_worker_stopping = False
+
+
+def _stop_taking_cells(_signum: int, _frame: Any) -> None:
+    global _worker_stopping
+    _worker_stopping = True
+
+
+def _watch_the_sweep(sweep_pid: int) -> None:
+    """A worker's daemon thread. When the sweep's process dies (even by kill -9), ask the cell in progress to
+    checkpoint and stop, then exit: an orphan would otherwise train on into the sweep folder, racing the next
+    run of the command for the same cells, or wait for work forever."""
+    while os.getppid() == sweep_pid:
+        time.sleep(0.5)
+    os.kill(os.getpid(), signal.SIGTERM)
+    while not _worker_stopping:  # set once the cell saved its checkpoint, or at once between cells
+        time.sleep(0.1)
+    os._exit(128 + signal.SIGTERM)
+
+
 def _init_worker(plugins: list[str], threads: int) -> None:
     import torch
 
+    signal.signal(signal.SIGTERM, _stop_taking_cells)  # between cells; a cell's own handler saves a checkpoint
+    threading.Thread(target=_watch_the_sweep, args=(os.getppid(),), daemon=True).start()
     torch.set_num_threads(threads)
     for plugin in plugins:
         registry.load_plugin(plugin)
@@ -303,7 +341,7 @@ def execute_cells(sweep: Sweep, todo: list[Cell], workers: int) -> Iterator[Cell
         initargs=(sweep.plugins, threads_per_worker(workers)),
     )
     try:
-        futures = {pool.submit(run_cell, config, run_dir): Path(run_dir).name for config, run_dir in jobs}
+        futures = {pool.submit(run_cell_in_worker, config, run_dir): Path(run_dir).name for config, run_dir in jobs}
         for future in as_completed(futures):
             try:
                 yield future.result()

@@ -190,6 +190,57 @@ def test_an_interrupted_sweep_continues_its_cell_from_the_checkpoint(tmp_path):
     assert [r["epoch"] for r in metrics(cell)] == list(range(1, 9))
 
 
+def test_sigterm_to_a_parallel_sweep_checkpoints_its_cells_and_they_resume(tmp_path):
+    """SIGTERM reaches only the sweep's own process (unlike a terminal's Ctrl-C): the workers must hear of it."""
+    sweep_dir = tmp_path / "sw"
+    args = ["sweep", "--method", "coreset-only", "--seeds", "0,1", "--sweep-dir", str(sweep_dir), "--epochs", "40",
+            "--warmup", "2", "--interval", "2", "--no-progress"]
+    proc = subprocess.Popen([sys.executable, "-m", "swast.cli", *args, "--workers", "2"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        logs = list(sweep_dir.glob("*/metrics.jsonl"))
+        if len(logs) == 2 and all(len(log.read_text().splitlines()) >= 3 for log in logs):
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, output
+    assert "Sweep interrupted" in output
+    cells = sorted(p for p in sweep_dir.iterdir() if p.is_dir())
+    assert len(cells) == 2
+    for cell in cells:
+        assert not (cell / "summary.json").exists() and 3 <= final_state(cell)["epoch"] < 40, cell.name
+
+    resumed = invoke(*args)
+    assert resumed.exit_code == 0, resumed.output
+    assert resumed.output.count("Resuming") == 2
+    for cell in cells:
+        assert [r["epoch"] for r in metrics(cell)] == list(range(1, 41))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is a Linux facility")
+def test_workers_of_a_killed_sweep_stop_instead_of_training_on(tmp_path):
+    sweep_dir = tmp_path / "sw"
+    command = [sys.executable, "-m", "swast.cli", "sweep", "--method", "coreset-only", "--seeds", "0,1", "--workers", "2",
+               "--sweep-dir", str(sweep_dir), "--epochs", "200", "--no-progress"]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 240
+    while time.time() < deadline and len(list(sweep_dir.glob("*/metrics.jsonl"))) < 2:
+        time.sleep(0.05)
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    workers = [pid for pid in children if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text()]
+    assert len(workers) == 2
+    proc.kill()
+    proc.wait()
+    deadline = time.time() + 120
+    while time.time() < deadline and any(Path(f"/proc/{pid}").exists() for pid in workers):
+        time.sleep(0.1)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers), "worker processes outlived the sweep"
+    for log in sweep_dir.glob("*/metrics.jsonl"):
+        assert len(log.read_text().splitlines()) < 200
+
+
 @pytest.mark.parametrize("pruner", ["magnitude", "static", "structured"])
 def test_resume_is_exact_for_every_pruner(tmp_path, pruner):
     """RigL is checked mid-batch above; the other pruners here, stopped right after a selection."""
