@@ -263,14 +263,17 @@ def run_cell(config: dict[str, Any], run_dir: str) -> CellResult:
 
 def run_cell_in_worker(config: dict[str, Any], run_dir: str) -> CellResult:
     """``run_cell`` in a worker process, which stops taking cells once one of them was interrupted."""
-    global _worker_stopping
+    global _worker_stopping, _worker_busy
     if _worker_stopping:
         raise KeyboardInterrupt  # the sweep is stopping: this cell is left for the next run of the command
+    _worker_busy = True
     try:
         return run_cell(config, run_dir)
     except Interrupted:
         _worker_stopping = True
         raise
+    finally:
+        _worker_busy = False
 
 
 def resumable_state(folder: Path, cfg: RunConfig) -> dict[str, Any] | None:
@@ -289,6 +292,7 @@ def resumable_state(folder: Path, cfg: RunConfig) -> dict[str, Any] | None:
 # Set in a worker process once it was told to stop: it then takes no further cell. ProcessPoolExecutor may
 # already have handed it the next one, which would otherwise train to the end while the sweep waits.
 _worker_stopping = False
+_worker_busy = False  # a cell is training in this worker
 
 
 def _stop_taking_cells(_signum: int, _frame: Any) -> None:
@@ -303,7 +307,7 @@ def _watch_the_sweep(sweep_pid: int) -> None:
     while os.getppid() == sweep_pid:
         time.sleep(0.5)
     os.kill(os.getpid(), signal.SIGTERM)
-    while not _worker_stopping:  # set once the cell saved its checkpoint, or at once between cells
+    while _worker_busy:  # the cell saves its checkpoint and stops
         time.sleep(0.1)
     os._exit(128 + signal.SIGTERM)
 
