@@ -338,7 +338,10 @@ def sweep(config_file: str | None, method: str | None, coreset: str | None, prun
         signum = received[-1] if received else getattr(signal, stop.signal_name) if isinstance(stop, Interrupted) else signal.SIGINT
         sys.exit(128 + int(signum))
     out.print(f"sweep {grid.directory}: {len(grid.configs)} cells, done {counts['done']}, skipped {counts['skipped']}, "
-              f"failed {counts['failed']}", highlight=False)
+              f"failed {counts['failed']}" + (f", busy {counts['busy']}" if counts["busy"] else ""), highlight=False)
+    if counts["busy"]:
+        out.print("busy: cells another process was training; run the command again once it finished to include them",
+                  highlight=False)
     if counts["failed"]:
         out.print(f"errors: {grid.directory / sweeping.MANIFEST} and each failed cell's {sweeping.ERROR_FILE}", highlight=False)
         sys.exit(1)

@@ -8,6 +8,8 @@ cell that raises is recorded (``sweep.json`` and ``CELL/error.txt``) and the oth
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -44,6 +46,7 @@ AXES: dict[str, tuple[str, str]] = {
 SWEEP_OWNED_KEYS = {key for _, key in AXES.values()} | {"name", "output_dir"}
 MANIFEST = "sweep.json"
 ERROR_FILE = "error.txt"
+LOCKS = ".locks"  # one lock file per cell, held while the cell trains
 
 
 class SweepAxes(BaseModel):
@@ -142,7 +145,7 @@ class Cell:
 @dataclass
 class CellResult:
     name: str
-    status: str  # done | skipped | failed | pending
+    status: str  # done | skipped | failed | busy | pending
     error: str | None = None
     seconds: float | None = None
 
@@ -247,18 +250,40 @@ def run_cell(config: dict[str, Any], run_dir: str) -> CellResult:
     start = time.perf_counter()
     folder = Path(run_dir)
     cfg = RunConfig.model_validate(config)
-    state = resumable_state(folder, cfg)
-    if state is None and folder.exists():
-        shutil.rmtree(folder)  # leftovers of a failed attempt, or of one with another config
-    try:
-        execute(cfg, folder, state)
-    except Interrupted:
-        raise  # the user stopped the sweep: not a failed cell
-    except Exception as exc:  # noqa: BLE001 - one failing cell must not stop the others
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / ERROR_FILE).write_text(traceback.format_exc())
-        return CellResult(str(cfg.name), "failed", f"{type(exc).__name__}: {exc}", time.perf_counter() - start)
+    with cell_lock(folder) as ours:
+        if not ours:
+            return CellResult(str(cfg.name), "busy", "another process is training this cell", 0.0)
+        if is_finished(folder):  # finished by another process since this sweep planned its work
+            return CellResult(str(cfg.name), "skipped")
+        state = resumable_state(folder, cfg)
+        if state is None and folder.exists():
+            shutil.rmtree(folder)  # leftovers of a failed attempt, or of one with another config
+        try:
+            execute(cfg, folder, state)
+        except Interrupted:
+            raise  # the user stopped the sweep: not a failed cell
+        except Exception as exc:  # noqa: BLE001 - one failing cell must not stop the others
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / ERROR_FILE).write_text(traceback.format_exc())
+            return CellResult(str(cfg.name), "failed", f"{type(exc).__name__}: {exc}", time.perf_counter() - start)
     return CellResult(str(cfg.name), "done", None, time.perf_counter() - start)
+
+
+@contextlib.contextmanager
+def cell_lock(folder: Path) -> Iterator[bool]:
+    """Yields whether this process may train the cell. Two sweeps over one folder (a second terminal, an
+    array job) then share out the cells instead of both training one into the same files. The lock file
+    lies outside the cell folder, which a fresh attempt deletes, and the OS releases it when its process
+    dies, so a killed sweep never leaves a cell locked."""
+    path = folder.parent / LOCKS / f"{folder.name}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
 
 
 def run_cell_in_worker(config: dict[str, Any], run_dir: str) -> CellResult:
@@ -364,7 +389,7 @@ def write_manifest(sweep: Sweep, workers: int) -> None:
     for cell in sweep.configs:
         result = sweep.results.get(cell.name, CellResult(cell.name, "pending"))
         cells.append({**asdict(cell), **asdict(result)})
-    counts = {status: sum(c["status"] == status for c in cells) for status in ("done", "skipped", "failed", "pending")}
+    counts = {status: sum(c["status"] == status for c in cells) for status in ("done", "skipped", "failed", "busy", "pending")}
     manifest = {"axes": sweep.axes, "workers": workers, "threads_per_worker": threads_per_worker(workers) if workers > 1 else None,
                 "plugins": sweep.plugins, "counts": counts, "cells": cells}
     sweep.directory.mkdir(parents=True, exist_ok=True)
@@ -399,4 +424,4 @@ def run(sweep: Sweep, workers: int, progress: Progress) -> dict[str, int]:
             if result.status == "failed":
                 progress.console.print(f"[bold red]failed[/] {result.name}: {result.error}", highlight=False, soft_wrap=True)
             progress.update(task, advance=1, status=f"{result.status} {result.name}")
-    return {status: sum(r.status == status for r in sweep.results.values()) for status in ("done", "skipped", "failed")}
+    return {status: sum(r.status == status for r in sweep.results.values()) for status in ("done", "skipped", "failed", "busy")}

@@ -14,6 +14,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from swast import sweep as sweeping
 from swast.cli import main
 
 PLUGINS = Path(__file__).parent / "plugins"
@@ -182,7 +183,7 @@ def test_an_interrupted_sweep_continues_its_cell_from_the_checkpoint(tmp_path):
     first = invoke(*args)
     assert first.exit_code == 130, first.output
     assert "Sweep interrupted" in first.output
-    cell = next(p for p in (tmp_path / "sw").iterdir() if p.is_dir())
+    cell = next(p for p in (tmp_path / "sw").iterdir() if p.is_dir() and p.name != sweeping.LOCKS)
     assert final_state(cell)["progress"]["epoch"] == 7
     second = invoke(*args)
     assert second.exit_code == 0, second.output
@@ -207,7 +208,7 @@ def test_sigterm_to_a_parallel_sweep_checkpoints_its_cells_and_they_resume(tmp_p
     output, _ = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGTERM, output
     assert "Sweep interrupted" in output
-    cells = sorted(p for p in sweep_dir.iterdir() if p.is_dir())
+    cells = sorted(p for p in sweep_dir.iterdir() if p.is_dir() and p.name != sweeping.LOCKS)
     assert len(cells) == 2
     for cell in cells:
         assert not (cell / "summary.json").exists() and 3 <= final_state(cell)["epoch"] < 40, cell.name

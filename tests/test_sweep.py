@@ -21,7 +21,7 @@ def invoke(*args: str):
 
 
 def cell_folders(sweep_dir: Path) -> set[str]:
-    return {p.name for p in sweep_dir.iterdir() if p.is_dir()}
+    return {p.name for p in sweep_dir.iterdir() if p.is_dir() and p.name != sweeping.LOCKS}
 
 
 def manifest(sweep_dir: Path) -> dict:
@@ -58,7 +58,7 @@ def test_grid_runs_every_cell_with_two_workers(tmp_path):
         if method == "swast-trim":
             assert summary["density_fc"] == pytest.approx(1 - config["pruner"]["rate"], abs=0.01)
         assert config["train"]["epochs"] == 2 and config["output_dir"] == str(tmp_path) and config["name"] == name
-    assert manifest(tmp_path)["counts"] == {"done": 4, "skipped": 0, "failed": 0, "pending": 0}
+    assert manifest(tmp_path)["counts"] == {"done": 4, "skipped": 0, "failed": 0, "busy": 0, "pending": 0}
     assert "done 4, skipped 0, failed 0" in result.output
 
 
@@ -155,3 +155,19 @@ def test_bad_sweep_input_stops_before_any_cell(tmp_path, section, args, message)
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert not (tmp_path / "s").exists()
+
+
+def test_a_cell_another_process_is_training_is_left_to_it(tmp_path):
+    sweep_dir = tmp_path / "sw"
+    args = ["sweep", "--method", "coreset-only", "--seeds", "0,1", "--sweep-dir", str(sweep_dir), *TINY]
+    with sweeping.cell_lock(sweep_dir / "coreset-only-c0.1-s1") as ours:  # as a second sweep would hold it
+        assert ours
+        result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    assert "done 1, skipped 0, failed 0, busy 1" in result.output and "run the command again" in result.output
+    assert cell_folders(sweep_dir) == {"coreset-only-c0.1-s0"}
+    assert {c["name"]: c["status"] for c in manifest(sweep_dir)["cells"]} == {"coreset-only-c0.1-s0": "done", "coreset-only-c0.1-s1": "busy"}
+
+    again = invoke(*args)  # the lock is released: the cell is trained now, the finished one skipped
+    assert again.exit_code == 0, again.output
+    assert "done 1, skipped 1, failed 0" in again.output and "busy" not in again.output
