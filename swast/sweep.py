@@ -47,6 +47,7 @@ SWEEP_OWNED_KEYS = {key for _, key in AXES.values()} | {"name", "output_dir"}
 MANIFEST = "sweep.json"
 ERROR_FILE = "error.txt"
 LOCKS = ".locks"  # one lock file per cell, held while the cell trains
+STATUSES = ("done", "skipped", "failed", "busy", "pending")
 
 
 class SweepAxes(BaseModel):
@@ -145,7 +146,7 @@ class Cell:
 @dataclass
 class CellResult:
     name: str
-    status: str  # done | skipped | failed | busy | pending
+    status: str  # one of STATUSES
     error: str | None = None
     seconds: float | None = None
 
@@ -389,7 +390,7 @@ def write_manifest(sweep: Sweep, workers: int) -> None:
     for cell in sweep.configs:
         result = sweep.results.get(cell.name, CellResult(cell.name, "pending"))
         cells.append({**asdict(cell), **asdict(result)})
-    counts = {status: sum(c["status"] == status for c in cells) for status in ("done", "skipped", "failed", "busy", "pending")}
+    counts = count_statuses(c["status"] for c in cells)
     manifest = {"axes": sweep.axes, "workers": workers, "threads_per_worker": threads_per_worker(workers) if workers > 1 else None,
                 "plugins": sweep.plugins, "counts": counts, "cells": cells}
     sweep.directory.mkdir(parents=True, exist_ok=True)
@@ -424,4 +425,9 @@ def run(sweep: Sweep, workers: int, progress: Progress) -> dict[str, int]:
             if result.status == "failed":
                 progress.console.print(f"[bold red]failed[/] {result.name}: {result.error}", highlight=False, soft_wrap=True)
             progress.update(task, advance=1, status=f"{result.status} {result.name}")
-    return {status: sum(r.status == status for r in sweep.results.values()) for status in ("done", "skipped", "failed", "busy")}
+    return count_statuses(r.status for r in sweep.results.values())
+
+
+def count_statuses(statuses: Iterable[str]) -> dict[str, int]:
+    seen = list(statuses)
+    return {status: seen.count(status) for status in STATUSES}
