@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +29,11 @@ def make_trainer(tmp_path: Path):
 
 
 @pytest.fixture(autouse=True)
-def isolated_registries():
+def isolated_registries(tmp_path_factory: pytest.TempPathFactory):
     """Registrations made by one test (plugins, decorators) must not leak into the next; plugin modules
-    are forgotten too, so the next test's --plugin imports (and registers) them afresh."""
+    are forgotten too, so the next test's --plugin imports (and registers) them afresh. Only modules from
+    tests/ and pytest's own temporary folders: forgetting a library (a checkout under /tmp holds its
+    virtual environment there too) would import it twice, and numba's two type systems then disagree."""
     registry._load_builtins()
     saved = {kind: dict(reg._entries) for kind, reg in registry.ALL.items()}
     modules_before = set(sys.modules)
@@ -42,5 +43,5 @@ def isolated_registries():
     tests_dir = str(Path(__file__).parent)
     for name in set(sys.modules) - modules_before:
         path = getattr(sys.modules[name], "__file__", None) or ""
-        if path.startswith((tests_dir, tempfile.gettempdir())):
+        if path.startswith((tests_dir, str(tmp_path_factory.getbasetemp()))):
             del sys.modules[name]
