@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import click
+import pytest
 
 from swast import sweep as sweeping
 from swast.cli import main
@@ -38,13 +39,22 @@ def test_the_documented_example_has_the_documented_cell_count(tmp_path):
     assert len(preset.configs) == 117 and "117 cells" in (Path(__file__).parents[1] / "configs" / "digits-sweep.yaml").read_text()
 
 
-def test_the_measured_table_in_the_docs_is_the_one_swast_report_wrote():
-    """The evidence section quotes docs/figures/fashion-mnist/table1.md; regenerating the report must not
-    leave the prose behind."""
-    written = (Path(__file__).parents[1] / "docs" / "figures" / "fashion-mnist" / "table1.md").read_text()
+@pytest.mark.parametrize("folder, rows_expected", [
+    ("fashion-mnist", 8),  # three blocks: 2 + 2 + 1 accuracy rows and their parameter rows
+    ("fashion-mnist-wide", 4),  # two blocks of one accuracy row (the 1% coreset) and its parameter row
+])
+def test_the_measured_table_in_the_docs_is_the_one_swast_report_wrote(folder, rows_expected):
+    """The evidence section quotes docs/figures/*/table1.md; regenerating a report must not leave the
+    prose behind."""
+    written = (Path(__file__).parents[1] / "docs" / "figures" / folder / "table1.md").read_text()
     rows = [line for line in written.splitlines() if line.startswith("| small_cnn")]
-    assert len(rows) == 8  # three blocks: 2 + 2 + 1 accuracy rows and their parameter rows
+    assert len(rows) == rows_expected
     for row in rows:
         assert row in DOC, row
-    for figure in re.findall(r"\]\((figures/[^)]+)\)", DOC):
+
+
+def test_every_figure_the_docs_show_exists():
+    figures = re.findall(r"\]\((figures/[^)]+)\)", DOC)
+    assert figures
+    for figure in figures:
         assert (Path(__file__).parents[1] / "docs" / figure).is_file(), figure
