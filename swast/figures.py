@@ -56,7 +56,7 @@ def mean_curve(series: list[list[float]]) -> np.ndarray:
 def panels(count: int, title: str) -> tuple[Figure, list[Axes]]:
     fig = Figure(figsize=(4.4 * count + 1.8, 3.6), layout="constrained")
     FigureCanvasAgg(fig)
-    fig.suptitle(title)
+    fig.suptitle(title, wrap=True)  # a one-panel figure is narrower than the longer titles
     return fig, list(fig.subplots(1, count, squeeze=False)[0])
 
 
