@@ -335,7 +335,12 @@ def sweep(config_file: str | None, method: str | None, coreset: str | None, prun
             "[yellow]Sweep interrupted.[/] Run the same command again: finished cells are skipped and an "
             "interrupted cell continues from its checkpoint.", highlight=False, soft_wrap=True,
         )
-        signum = received[-1] if received else getattr(signal, stop.signal_name) if isinstance(stop, Interrupted) else signal.SIGINT
+        if received:  # SIGTERM, passed on to the workers
+            signum = received[-1]
+        elif isinstance(stop, Interrupted):  # a cell in this process stopped on a signal
+            signum = getattr(signal, stop.signal_name)
+        else:  # Ctrl-C between cells
+            signum = signal.SIGINT
         sys.exit(128 + int(signum))
     out.print(f"sweep {grid.directory}: {len(grid.configs)} cells, done {counts['done']}, skipped {counts['skipped']}, "
               f"failed {counts['failed']}" + (f", busy {counts['busy']}" if counts["busy"] else ""), highlight=False)
